@@ -1,0 +1,18 @@
+//! Per-system command glue: argument structs and thin calls into the library crates.
+pub mod arena;
+pub mod assets;
+pub mod graph;
+pub mod lm;
+pub mod qnewton;
+pub mod serve;
+
+/// Options shared by every command.
+pub struct Ctx {
+    /// Never download assets.
+    pub offline: bool,
+}
+
+/// Prints a JSON value on one line (the `--json` contract: one object on stdout).
+pub fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string(v).unwrap_or_else(|_| "{}".into()));
+}

@@ -1,0 +1,88 @@
+//! `tessera`: one command line over every Tessera system. This file only parses arguments and dispatches;
+//! each system's glue lives in `cmd/<system>.rs` and the work itself in the system's library crate.
+mod cmd;
+mod tour;
+
+use clap::{Parser, Subcommand};
+
+/// Lean and trustworthy AI research systems in one tool.
+#[derive(Parser)]
+#[command(name = "tessera", version, about)]
+struct Cli {
+    /// Never download assets; fail with a clear message when one is missing.
+    #[arg(long, global = true)]
+    offline: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Fetch or list the models and datasets Tessera uses.
+    #[command(subcommand)]
+    Assets(cmd::assets::AssetsCmd),
+    /// Show a model's configuration and size.
+    Info(cmd::lm::InfoArgs),
+    /// Generate text with a local model.
+    Generate(cmd::lm::GenerateArgs),
+    /// Sliding-window perplexity of a model on a text file.
+    Perplexity(cmd::lm::PerplexityArgs),
+    /// Serve a local model over the OpenAI chat/completions API.
+    Serve(cmd::serve::ServeArgs),
+    /// Game arena (GTBench): games, agents, tournaments, ratings.
+    #[command(subcommand)]
+    Arena(cmd::arena::ArenaCmd),
+    /// Graph sparsification with a mixture of sparsifier experts (MoG).
+    #[command(subcommand)]
+    Graph(cmd::graph::GraphCmd),
+    /// Newton training with quantum/classical linear-solver scheduling (Q-Newton).
+    #[command(subcommand)]
+    Qnewton(cmd::qnewton::QnewtonCmd),
+    /// Benchmarks that print side-by-side ratios.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+    /// Run every finished system at small scale and write a report under runs/.
+    Tour(tour::TourArgs),
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Prompt and decode speed of the runtime against llama.cpp.
+    Decode(cmd::lm::BenchDecodeArgs),
+    /// Throughput and latency of `tessera serve`.
+    Serve(cmd::serve::BenchServeArgs),
+    /// MCTS simulations per second, against OpenSpiel.
+    Arena(cmd::arena::BenchArenaArgs),
+    /// GNN inference on sparsified vs dense graphs.
+    Graph(cmd::graph::BenchGraphArgs),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("TESSERA_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let ctx = cmd::Ctx { offline: cli.offline };
+    let res = match cli.cmd {
+        Cmd::Assets(c) => cmd::assets::run(&ctx, c),
+        Cmd::Info(a) => cmd::lm::info(&ctx, a),
+        Cmd::Generate(a) => cmd::lm::generate(&ctx, a),
+        Cmd::Perplexity(a) => cmd::lm::perplexity(&ctx, a),
+        Cmd::Serve(a) => cmd::serve::run(&ctx, a),
+        Cmd::Arena(c) => cmd::arena::run(&ctx, c),
+        Cmd::Graph(c) => cmd::graph::run(&ctx, c),
+        Cmd::Qnewton(c) => cmd::qnewton::run(&ctx, c),
+        Cmd::Bench(b) => match b {
+            BenchCmd::Decode(a) => cmd::lm::bench_decode(&ctx, a),
+            BenchCmd::Serve(a) => cmd::serve::bench(&ctx, a),
+            BenchCmd::Arena(a) => cmd::arena::bench(&ctx, a),
+            BenchCmd::Graph(a) => cmd::graph::bench(&ctx, a),
+        },
+        Cmd::Tour(a) => tour::run(&ctx, a),
+    };
+    if let Err(e) = res {
+        eprintln!("tessera: error: {e:#}");
+        std::process::exit(2);
+    }
+}

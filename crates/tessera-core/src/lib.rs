@@ -1,0 +1,20 @@
+//! Shared plumbing for every Tessera system.
+//!
+//! - [`Error`] / [`Result`]: the one error type library crates return (or wrap).
+//! - [`fsx`]: atomic writes, so an interrupted run never leaves a half-written result.
+//! - [`rng`]: seeded, reproducible random streams derived from one run seed.
+//! - [`progress`]: progress bars that stay quiet when stderr is not a terminal.
+//! - [`report`]: Markdown reports with tables and SVG plots.
+//! - [`record`]: run directories holding JSON results plus the report.
+//! - [`assets`]: the model cache (`$TESSERA_HOME`) and dataset resolution.
+#![warn(missing_docs)]
+
+pub mod assets;
+pub mod error;
+pub mod fsx;
+pub mod progress;
+pub mod record;
+pub mod report;
+pub mod rng;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! LLaMA-family runtime (being written).
