@@ -1,1 +1,16 @@
-//! Placeholder: this crate is being written (see its issue).
+//! Graph sparsification with a Mixture of Graphs (MoG; Zhang et al., "Graph Sparsification via Mixture of Graphs",
+//! ICLR 2025, arXiv 2405.14260), on GNNs trained in Rust with candle.
+//!
+//! - [`data`]: Cora / CiteSeer (`.npz`) and a stochastic-block-model generator.
+//! - [`sparse`]: the differentiable sparse × dense product all message passing uses.
+//! - [`gnn`]: GCN, GraphSAGE, GIN and full-batch training.
+//! - [`criteria`]: edge-pruning criteria (Jaccard, edge degree, effective resistance, gradient magnitude).
+//! - [`mog`]: the paper's algorithm (§3): experts, noisy top-k router, Grassmann mixture.
+//! - [`experiment`]: MoG vs baselines over seeds, and the inference benchmark.
+pub mod data;
+pub mod error;
+pub mod gnn;
+pub mod npz;
+pub mod sparse;
+
+pub use error::{GraphError, Result};

@@ -1,0 +1,469 @@
+//! Datasets: Cora / CiteSeer from the gnn-benchmark `.npz` files (symmetrised, self-loops dropped, largest
+//! connected component, Planetoid-style seeded splits) and a stochastic-block-model generator for large graphs.
+use crate::error::{invalid, GraphError, Result};
+use crate::npz::read_npz;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_distr_free::normal;
+
+/// An undirected graph in CSR form: sorted neighbour lists, no self-loops, no duplicates.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    /// Number of nodes.
+    pub n: usize,
+    /// Row offsets (`n + 1` entries).
+    pub row_ptr: Vec<usize>,
+    /// Neighbour ids; row `i` is `col[row_ptr[i]..row_ptr[i + 1]]`.
+    pub col: Vec<u32>,
+}
+
+impl Graph {
+    /// Builds a graph from (possibly directed, duplicated, self-looped) edge pairs: symmetrises, drops self-loops
+    /// and duplicates.
+    pub fn from_edges(n: usize, edges: &[(u32, u32)]) -> Result<Self> {
+        let mut deg = vec![0usize; n + 1];
+        for &(a, b) in edges {
+            if a as usize >= n || b as usize >= n {
+                invalid!("edge ({a}, {b}) out of range for {n} nodes");
+            }
+            if a != b {
+                deg[a as usize] += 1;
+                deg[b as usize] += 1;
+            }
+        }
+        let mut ptr = vec![0usize; n + 1];
+        for i in 0..n {
+            ptr[i + 1] = ptr[i] + deg[i];
+        }
+        let mut fill = ptr.clone();
+        let mut col = vec![0u32; ptr[n]];
+        for &(a, b) in edges {
+            if a != b {
+                col[fill[a as usize]] = b;
+                fill[a as usize] += 1;
+                col[fill[b as usize]] = a;
+                fill[b as usize] += 1;
+            }
+        }
+        // Sort and deduplicate each row, compacting in place.
+        let mut row_ptr = vec![0usize; n + 1];
+        let mut w = 0usize;
+        for i in 0..n {
+            let (s, e) = (ptr[i], ptr[i + 1]);
+            col[s..e].sort_unstable();
+            let mut last = u32::MAX;
+            for k in s..e {
+                let c = col[k];
+                if c != last {
+                    col[w] = c;
+                    w += 1;
+                    last = c;
+                }
+            }
+            row_ptr[i + 1] = w;
+        }
+        col.truncate(w);
+        Ok(Graph { n, row_ptr, col })
+    }
+    /// Neighbours of `i`.
+    pub fn neighbors(&self, i: usize) -> &[u32] {
+        &self.col[self.row_ptr[i]..self.row_ptr[i + 1]]
+    }
+    /// Degree of `i`.
+    pub fn degree(&self, i: usize) -> usize {
+        self.row_ptr[i + 1] - self.row_ptr[i]
+    }
+    /// Number of directed edges (twice the undirected count).
+    pub fn num_directed_edges(&self) -> usize {
+        self.col.len()
+    }
+    /// The row (target node) of every directed edge.
+    pub fn edge_rows(&self) -> Vec<u32> {
+        let mut r = Vec::with_capacity(self.col.len());
+        for i in 0..self.n {
+            r.extend(std::iter::repeat_n(i as u32, self.degree(i)));
+        }
+        r
+    }
+    /// Nodes of the largest connected component, ascending.
+    pub fn largest_component(&self) -> Vec<u32> {
+        let mut comp = vec![u32::MAX; self.n];
+        let (mut best, mut best_size, mut next) = (0u32, 0usize, 0u32);
+        let mut stack = Vec::new();
+        for s in 0..self.n {
+            if comp[s] != u32::MAX {
+                continue;
+            }
+            let mut size = 0;
+            comp[s] = next;
+            stack.push(s as u32);
+            while let Some(u) = stack.pop() {
+                size += 1;
+                for &v in self.neighbors(u as usize) {
+                    if comp[v as usize] == u32::MAX {
+                        comp[v as usize] = next;
+                        stack.push(v);
+                    }
+                }
+            }
+            if size > best_size {
+                best_size = size;
+                best = next;
+            }
+            next += 1;
+        }
+        (0..self.n as u32)
+            .filter(|&i| comp[i as usize] == best)
+            .collect()
+    }
+    /// The subgraph induced by `nodes` (renumbered in the given order).
+    pub fn induced(&self, nodes: &[u32]) -> Result<Graph> {
+        let mut map = vec![u32::MAX; self.n];
+        for (k, &v) in nodes.iter().enumerate() {
+            map[v as usize] = k as u32;
+        }
+        let mut edges = Vec::new();
+        for &v in nodes {
+            for &u in self.neighbors(v as usize) {
+                if map[u as usize] != u32::MAX && u > v {
+                    edges.push((map[v as usize], map[u as usize]));
+                }
+            }
+        }
+        Graph::from_edges(nodes.len(), &edges)
+    }
+}
+
+/// Train / validation / test node ids.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// Training nodes.
+    pub train: Vec<u32>,
+    /// Validation nodes (early stopping).
+    pub val: Vec<u32>,
+    /// Test nodes.
+    pub test: Vec<u32>,
+}
+
+/// A node-classification dataset.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Short name (`cora`, `citeseer`, `sbm:N:D`).
+    pub name: String,
+    /// The graph.
+    pub graph: Graph,
+    /// Row-major features, `n × num_features`.
+    pub features: Vec<f32>,
+    /// Feature width.
+    pub num_features: usize,
+    /// Class of every node.
+    pub labels: Vec<u32>,
+    /// Number of classes.
+    pub num_classes: usize,
+}
+
+impl Dataset {
+    /// Loads `cora` or `citeseer` from `graphs/<name>.npz` (see `shared/data/MANIFEST.md`), keeps the largest
+    /// connected component and row-normalises the bag-of-words features.
+    pub fn planetoid(name: &str) -> Result<Dataset> {
+        if name != "cora" && name != "citeseer" {
+            invalid!("unknown dataset {name:?} (expected cora or citeseer)");
+        }
+        let path = tessera_core::assets::resolve_data(&format!("graphs/{name}.npz"))?;
+        let arrays = read_npz(&path)?;
+        let get = |k: &str| {
+            arrays.get(k).ok_or_else(|| GraphError::Npz {
+                path: path.display().to_string(),
+                msg: format!("missing array {k}"),
+            })
+        };
+        let adj_ptr = get("adj_indptr")?.to_i64();
+        let adj_idx = get("adj_indices")?.to_i64();
+        let shape = get("adj_shape")?.to_i64();
+        let n = *shape.first().unwrap_or(&0) as usize;
+        if adj_ptr.len() != n + 1 {
+            return Err(GraphError::Npz {
+                path: path.display().to_string(),
+                msg: "adj_indptr length != n + 1".into(),
+            });
+        }
+        let mut edges = Vec::with_capacity(adj_idx.len());
+        for i in 0..n {
+            for k in adj_ptr[i] as usize..adj_ptr[i + 1] as usize {
+                let j = *adj_idx
+                    .get(k)
+                    .ok_or_else(|| GraphError::Invalid("adj_indices too short".into()))?;
+                edges.push((i as u32, j as u32));
+            }
+        }
+        let full = Graph::from_edges(n, &edges)?;
+        let attr_ptr = get("attr_indptr")?.to_i64();
+        let attr_idx = get("attr_indices")?.to_i64();
+        let attr_val = get("attr_data")?.to_f32();
+        let f = get("attr_shape")?.to_i64().get(1).copied().unwrap_or(0) as usize;
+        let labels_all = get("labels")?.to_i64();
+        if attr_ptr.len() != n + 1 || labels_all.len() != n {
+            return Err(GraphError::Npz {
+                path: path.display().to_string(),
+                msg: "attribute/label arrays do not match n".into(),
+            });
+        }
+        let keep = full.largest_component();
+        let graph = full.induced(&keep)?;
+        let mut features = vec![0f32; keep.len() * f];
+        let mut labels = Vec::with_capacity(keep.len());
+        for (r, &v) in keep.iter().enumerate() {
+            let v = v as usize;
+            let row = &mut features[r * f..(r + 1) * f];
+            for k in attr_ptr[v] as usize..attr_ptr[v + 1] as usize {
+                let c = attr_idx[k] as usize;
+                if c < f {
+                    row[c] = attr_val[k];
+                }
+            }
+            let s: f32 = row.iter().sum();
+            if s > 0.0 {
+                row.iter_mut().for_each(|x| *x /= s);
+            }
+            labels.push(labels_all[v].max(0) as u32);
+        }
+        let num_classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
+        Ok(Dataset {
+            name: name.into(),
+            graph,
+            features,
+            num_features: f,
+            labels,
+            num_classes,
+        })
+    }
+
+    /// Parses `cora`, `citeseer` or `sbm:N[:DEGREE]` and loads / generates the dataset.
+    pub fn by_name(spec: &str, seed: u64) -> Result<Dataset> {
+        if let Some(rest) = spec.strip_prefix("sbm:") {
+            let mut parts = rest.split(':');
+            let n: usize = parts
+                .next()
+                .and_then(|s| parse_count(s))
+                .ok_or_else(|| GraphError::Invalid(format!("bad node count in {spec:?}")))?;
+            let deg: f64 = match parts.next() {
+                Some(s) => s
+                    .parse()
+                    .map_err(|_| GraphError::Invalid(format!("bad degree in {spec:?}")))?,
+                None => 50.0,
+            };
+            return Dataset::sbm(
+                &SbmConfig {
+                    nodes: n,
+                    avg_degree: deg,
+                    ..SbmConfig::default()
+                },
+                seed,
+            );
+        }
+        Dataset::planetoid(spec)
+    }
+
+    /// Generates a stochastic-block-model graph (see [`SbmConfig`]).
+    pub fn sbm(cfg: &SbmConfig, seed: u64) -> Result<Dataset> {
+        let n = cfg.nodes;
+        if n < cfg.blocks * 4
+            || cfg.blocks < 2
+            || cfg.avg_degree < 1.0
+            || cfg.avg_degree >= n as f64 / 2.0
+        {
+            invalid!("sbm: need nodes >= 4 * blocks, blocks >= 2 and 1 <= degree < nodes / 2 (got {n}, {}, {})", cfg.blocks, cfg.avg_degree);
+        }
+        let b = cfg.blocks;
+        let block_of = |u: usize| (u * b / n) as u32;
+        let block_start = |c: usize| (c * n).div_ceil(b);
+        let mut rng = tessera_core::rng::derived(seed, "sbm-edges");
+        // Each node draws degree/2 partners: inside its block with probability `homophily`, else uniformly from
+        // the other blocks. After symmetrising, the expected degree is `avg_degree` (minus rare duplicates).
+        let per_node = cfg.avg_degree / 2.0;
+        let mut edges = Vec::with_capacity((n as f64 * per_node * 1.05) as usize);
+        for u in 0..n {
+            let draws =
+                per_node.floor() as usize + usize::from(rng.gen::<f64>() < per_node.fract());
+            let c = block_of(u) as usize;
+            let (s, e) = (block_start(c), block_start(c + 1));
+            for _ in 0..draws {
+                let v = if rng.gen::<f64>() < cfg.homophily {
+                    rng.gen_range(s..e)
+                } else {
+                    // uniform over nodes outside [s, e)
+                    let k = rng.gen_range(0..n - (e - s));
+                    if k < s {
+                        k
+                    } else {
+                        k + (e - s)
+                    }
+                };
+                edges.push((u as u32, v as u32));
+            }
+        }
+        let graph = Graph::from_edges(n, &edges)?;
+        drop(edges);
+        let mut frng = tessera_core::rng::derived(seed, "sbm-features");
+        let f = cfg.feature_dim;
+        let means: Vec<f32> = (0..b * f).map(|_| normal(&mut frng) as f32).collect();
+        let mut features = vec![0f32; n * f];
+        let mut labels = Vec::with_capacity(n);
+        for u in 0..n {
+            let c = block_of(u) as usize;
+            labels.push(c as u32);
+            for k in 0..f {
+                features[u * f + k] =
+                    means[c * f + k] + cfg.feature_noise * normal(&mut frng) as f32;
+            }
+        }
+        let name = format!("sbm:{n}:{}", cfg.avg_degree);
+        Ok(Dataset {
+            name,
+            graph,
+            features,
+            num_features: f,
+            labels,
+            num_classes: b,
+        })
+    }
+
+    /// Planetoid-style split: `per_class` random training nodes per class, then `val` and `test` random nodes
+    /// from the rest (fewer when the graph is small).
+    pub fn split(&self, seed: u64, per_class: usize, val: usize, test: usize) -> Split {
+        let mut rng = tessera_core::rng::derived(seed, "split");
+        let mut order: Vec<u32> = (0..self.graph.n as u32).collect();
+        order.shuffle(&mut rng);
+        let mut taken = vec![0usize; self.num_classes];
+        let (mut train, mut rest) = (Vec::new(), Vec::new());
+        for v in order {
+            let c = self.labels[v as usize] as usize;
+            if taken[c] < per_class {
+                taken[c] += 1;
+                train.push(v);
+            } else {
+                rest.push(v);
+            }
+        }
+        let nv = val.min(rest.len() / 2);
+        let nt = test.min(rest.len() - nv);
+        let val_ids = rest[..nv].to_vec();
+        let test_ids = rest[nv..nv + nt].to_vec();
+        Split {
+            train,
+            val: val_ids,
+            test: test_ids,
+        }
+    }
+
+    /// The split used everywhere: 20 per class / 500 / 1000 on the citation graphs; 20 per class / 1000 / 10000
+    /// on SBM graphs (more test nodes there, since the graphs are large).
+    pub fn standard_split(&self, seed: u64) -> Split {
+        if self.name.starts_with("sbm") {
+            self.split(seed, 20, 1000, 10_000)
+        } else {
+            self.split(seed, 20, 500, 1000)
+        }
+    }
+}
+
+fn parse_count(s: &str) -> Option<usize> {
+    let s = s.trim().to_ascii_lowercase().replace('_', "");
+    if let Some(x) = s.strip_suffix('k') {
+        return x.parse::<f64>().ok().map(|v| (v * 1e3) as usize);
+    }
+    if let Some(x) = s.strip_suffix('m') {
+        return x.parse::<f64>().ok().map(|v| (v * 1e6) as usize);
+    }
+    if s.contains('e') {
+        return s.parse::<f64>().ok().map(|v| v as usize);
+    }
+    s.parse().ok()
+}
+
+/// Settings of the stochastic-block-model generator.
+#[derive(Debug, Clone)]
+pub struct SbmConfig {
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Number of equal-size blocks (= classes).
+    pub blocks: usize,
+    /// Expected average degree.
+    pub avg_degree: f64,
+    /// Probability that an edge stays inside its block.
+    pub homophily: f64,
+    /// Feature width.
+    pub feature_dim: usize,
+    /// Standard deviation of the Gaussian feature noise around each block's random mean.
+    pub feature_noise: f32,
+}
+
+impl Default for SbmConfig {
+    fn default() -> Self {
+        SbmConfig {
+            nodes: 100_000,
+            blocks: 10,
+            avg_degree: 50.0,
+            homophily: 0.5,
+            feature_dim: 64,
+            feature_noise: 4.0,
+        }
+    }
+}
+
+/// A tiny dependency-free standard normal sampler (Box–Muller).
+mod rand_distr_free {
+    use rand::Rng;
+    /// One N(0, 1) draw.
+    pub fn normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+        let u1: f64 = rng.gen::<f64>().max(1e-300);
+        let u2: f64 = rng.gen();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+pub use rand_distr_free::normal as standard_normal;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_edges_symmetrises_and_dedups() {
+        let g = Graph::from_edges(4, &[(0, 1), (1, 0), (1, 2), (2, 2), (3, 1)]).unwrap();
+        assert_eq!(g.neighbors(1), &[0, 2, 3]);
+        assert_eq!(g.neighbors(2), &[1]);
+        assert_eq!(g.num_directed_edges(), 6);
+        assert!(Graph::from_edges(2, &[(0, 5)]).is_err());
+    }
+
+    #[test]
+    fn largest_component_and_induced() {
+        let g = Graph::from_edges(6, &[(0, 1), (1, 2), (3, 4)]).unwrap();
+        assert_eq!(g.largest_component(), vec![0, 1, 2]);
+        let h = g.induced(&[0, 1, 2]).unwrap();
+        assert_eq!(h.n, 3);
+        assert_eq!(h.num_directed_edges(), 4);
+    }
+
+    #[test]
+    fn sbm_has_requested_degree_and_homophily() {
+        let cfg = SbmConfig {
+            nodes: 4000,
+            avg_degree: 20.0,
+            ..SbmConfig::default()
+        };
+        let d = Dataset::sbm(&cfg, 1).unwrap();
+        let avg = d.graph.num_directed_edges() as f64 / d.graph.n as f64;
+        assert!((avg - 20.0).abs() < 1.0, "avg degree {avg}");
+        let rows = d.graph.edge_rows();
+        let same = rows
+            .iter()
+            .zip(&d.graph.col)
+            .filter(|(&r, &c)| d.labels[r as usize] == d.labels[c as usize])
+            .count();
+        let h = same as f64 / rows.len() as f64;
+        assert!((h - 0.5).abs() < 0.05, "homophily {h}");
+        let s = d.standard_split(3);
+        assert_eq!(s.train.len(), 200);
+    }
+}
