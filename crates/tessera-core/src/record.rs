@@ -19,7 +19,10 @@ impl RunDir {
     }
     /// Creates `runs/<name>-<unix seconds>` under `root`.
     pub fn fresh(root: impl AsRef<Path>, name: &str) -> Result<Self> {
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         Self::at(root.as_ref().join(format!("{name}-{secs}")))
     }
     /// The directory.
@@ -40,5 +43,8 @@ impl RunDir {
 
 /// Seconds since the Unix epoch, for timestamps in records.
 pub fn unix_time() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

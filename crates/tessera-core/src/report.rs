@@ -12,7 +12,9 @@ pub struct Report {
 impl Report {
     /// An empty report whose first line is `# title`.
     pub fn new(title: &str) -> Self {
-        Report { body: format!("# {title}\n\n") }
+        Report {
+            body: format!("# {title}\n\n"),
+        }
     }
     /// Starts a `##` section.
     pub fn section(&mut self, title: &str) -> &mut Self {
@@ -73,10 +75,20 @@ impl Report {
 pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
     let mut out = String::new();
-    out.push_str(&format!("| {} |\n", header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | ")));
+    out.push_str(&format!(
+        "| {} |\n",
+        header
+            .iter()
+            .map(|h| esc(h))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    ));
     out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
     for r in rows {
-        out.push_str(&format!("| {} |\n", r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")));
+        out.push_str(&format!(
+            "| {} |\n",
+            r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+        ));
     }
     out
 }
@@ -93,7 +105,10 @@ pub struct Series {
 impl Series {
     /// A series from a label and points.
     pub fn new(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Series { label: label.into(), points }
+        Series {
+            label: label.into(),
+            points,
+        }
     }
 }
 
@@ -129,7 +144,13 @@ fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 /// Draws a line plot (with point markers) of several series to an SVG file.
-pub fn line_plot_svg(path: impl AsRef<Path>, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<()> {
+pub fn line_plot_svg(
+    path: impl AsRef<Path>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<()> {
     let path = path.as_ref();
     let (x0, x1) = range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
     let (y0, y1) = range(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
@@ -153,10 +174,15 @@ pub fn line_plot_svg(path: impl AsRef<Path>, title: &str, x_label: &str, y_label
         for (i, s) in series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    color.stroke_width(2),
+                ))
                 .map_err(|e| plot_err(path, e))?
                 .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
             chart
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
                 .map_err(|e| plot_err(path, e))?;
@@ -173,7 +199,12 @@ pub fn line_plot_svg(path: impl AsRef<Path>, title: &str, x_label: &str, y_label
 }
 
 /// Draws a horizontal-category bar chart (one bar per label) to an SVG file.
-pub fn bar_plot_svg(path: impl AsRef<Path>, title: &str, y_label: &str, bars: &[(String, f64)]) -> Result<()> {
+pub fn bar_plot_svg(
+    path: impl AsRef<Path>,
+    title: &str,
+    y_label: &str,
+    bars: &[(String, f64)],
+) -> Result<()> {
     let path = path.as_ref();
     let (mut y0, y1) = range(bars.iter().map(|b| b.1).chain(std::iter::once(0.0)));
     if y0 > 0.0 {
@@ -207,7 +238,10 @@ pub fn bar_plot_svg(path: impl AsRef<Path>, title: &str, y_label: &str, bars: &[
                 let color = PALETTE[i % PALETTE.len()];
                 let i = i as i32;
                 Rectangle::new(
-                    [(SegmentValue::Exact(i), 0.0f64.max(y0)), (SegmentValue::Exact(i + 1), b.1)],
+                    [
+                        (SegmentValue::Exact(i), 0.0f64.max(y0)),
+                        (SegmentValue::Exact(i + 1), b.1),
+                    ],
                     color.filled(),
                 )
             }))
@@ -232,7 +266,14 @@ mod tests {
     fn plots_write_svg() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("p.svg");
-        line_plot_svg(&p, "t", "x", "y", &[Series::new("s", vec![(0.0, 1.0), (1.0, 2.0)])]).unwrap();
+        line_plot_svg(
+            &p,
+            "t",
+            "x",
+            "y",
+            &[Series::new("s", vec![(0.0, 1.0), (1.0, 2.0)])],
+        )
+        .unwrap();
         let s = std::fs::read_to_string(&p).unwrap();
         assert!(s.starts_with("<svg") && s.contains("polyline"));
         let q = dir.path().join("b.svg");

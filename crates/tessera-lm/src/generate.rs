@@ -1,0 +1,363 @@
+//! Text generation with a KV cache: greedy, temperature, top-k / top-p (nucleus) sampling, stop strings, a streaming
+//! callback that can cancel, and batches of prompts (left-padded, with per-row positions and a key padding mask).
+use crate::error::{LmError, Result};
+use crate::model::{Cache, Forward, Input, Llama};
+use candle_core::{Device, Tensor};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+
+/// Sampling parameters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SamplingParams {
+    /// Most new tokens.
+    pub max_tokens: usize,
+    /// 0 means greedy.
+    pub temperature: f64,
+    /// Keep the k most likely tokens (0 = off).
+    pub top_k: usize,
+    /// Keep the smallest set whose probability reaches p (1 = off).
+    pub top_p: f64,
+    /// Generation stops before any of these strings (they are not returned).
+    pub stop: Vec<String>,
+    /// Seed of the sampling stream.
+    pub seed: u64,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams {
+            max_tokens: 128,
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            stop: vec![],
+            seed: 0,
+        }
+    }
+}
+
+impl SamplingParams {
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=100.0).contains(&self.temperature) || !self.temperature.is_finite() {
+            return Err(LmError::Invalid(format!(
+                "temperature {} out of range [0, 100]",
+                self.temperature
+            )));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(LmError::Invalid(format!(
+                "top_p {} out of range (0, 1]",
+                self.top_p
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Why generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// End-of-sequence token or stop string.
+    Stop,
+    /// `max_tokens` reached.
+    Length,
+    /// The callback asked to stop (e.g. the client went away).
+    Cancelled,
+}
+
+/// One finished generation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Generation {
+    /// Generated text (stop string excluded).
+    pub text: String,
+    /// Generated token ids (EOS excluded).
+    pub tokens: Vec<u32>,
+    /// Natural-log probability of each generated token under the model (before temperature).
+    pub logprobs: Vec<f32>,
+    /// Prompt length in tokens.
+    pub prompt_tokens: usize,
+    /// Why it stopped.
+    pub finish_reason: FinishReason,
+}
+
+/// Picks the next token from one row of logits. Returns `(token, log-probability under the raw distribution)`.
+pub fn sample(logits: &[f32], p: &SamplingParams, rng: &mut tessera_core::rng::Rng) -> (u32, f32) {
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let lse = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+    let argmax = logits
+        .iter()
+        .enumerate()
+        .fold(0, |b, (i, &l)| if l > logits[b] { i } else { b });
+    if p.temperature <= 0.0 {
+        return (argmax as u32, logits[argmax] - lse);
+    }
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    idx.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    if p.top_k > 0 {
+        idx.truncate(p.top_k);
+    }
+    let t = p.temperature as f32;
+    let top = logits[idx[0]];
+    let mut probs: Vec<f32> = idx.iter().map(|&i| ((logits[i] - top) / t).exp()).collect();
+    let z: f32 = probs.iter().sum();
+    probs.iter_mut().for_each(|x| *x /= z);
+    if p.top_p < 1.0 {
+        let mut acc = 0.0;
+        let mut keep = probs.len();
+        for (i, &q) in probs.iter().enumerate() {
+            acc += q;
+            if acc as f64 >= p.top_p {
+                keep = i + 1;
+                break;
+            }
+        }
+        probs.truncate(keep);
+        let z: f32 = probs.iter().sum();
+        probs.iter_mut().for_each(|x| *x /= z);
+    }
+    let u: f32 = rng.gen();
+    let mut acc = 0.0;
+    for (k, &q) in probs.iter().enumerate() {
+        acc += q;
+        if u < acc {
+            return (idx[k] as u32, logits[idx[k]] - lse);
+        }
+    }
+    let k = probs.len() - 1;
+    (idx[k] as u32, logits[idx[k]] - lse)
+}
+
+/// Earliest byte offset at which any stop string occurs in `text`.
+fn find_stop(text: &str, stops: &[String]) -> Option<usize> {
+    stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
+}
+
+/// Length of the longest suffix of `text` that is a proper prefix of some stop string (held back while streaming).
+fn partial_stop(text: &str, stops: &[String]) -> usize {
+    let mut best = 0;
+    for s in stops {
+        for l in (1..s.len()).rev() {
+            if l <= text.len()
+                && text.is_char_boundary(text.len() - l)
+                && s.is_char_boundary(l)
+                && text.ends_with(&s[..l])
+            {
+                best = best.max(l);
+                break;
+            }
+        }
+    }
+    best
+}
+
+/// Generates from one prompt. `on_text` receives each new piece of text as soon as it is final (never a part of a
+/// stop string); returning `false` cancels.
+pub fn generate(
+    model: &Llama,
+    prompt: &[u32],
+    p: &SamplingParams,
+    on_text: &mut dyn FnMut(&str) -> bool,
+) -> Result<Generation> {
+    p.validate()?;
+    if prompt.is_empty() {
+        return Err(LmError::Invalid("empty prompt".into()));
+    }
+    let tok = model.tokenizer()?;
+    let mut rng = tessera_core::rng::seeded(p.seed);
+    let mut cache = Cache::new(model.config.num_hidden_layers);
+    let ids = Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?;
+    let mut logits = model.forward(
+        Input::Ids(&ids),
+        Forward {
+            cache: Some(&mut cache),
+            last_only: true,
+            ..Default::default()
+        },
+    )?;
+    let (mut tokens, mut logprobs) = (Vec::new(), Vec::new());
+    let mut emitted = 0usize;
+    let mut finish = FinishReason::Length;
+    let mut text = String::new();
+    for _ in 0..p.max_tokens {
+        let row: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+        let (next, lp) = sample(&row, p, &mut rng);
+        if tok.eos_ids.contains(&next) {
+            finish = FinishReason::Stop;
+            break;
+        }
+        tokens.push(next);
+        logprobs.push(lp);
+        text = tok.decode(&tokens, false)?;
+        if let Some(cut) = find_stop(&text, &p.stop) {
+            text.truncate(cut);
+            if cut > emitted && !on_text(&text[emitted..]) {
+                return Ok(Generation {
+                    text,
+                    tokens,
+                    logprobs,
+                    prompt_tokens: prompt.len(),
+                    finish_reason: FinishReason::Cancelled,
+                });
+            }
+            emitted = text.len();
+            finish = FinishReason::Stop;
+            break;
+        }
+        // Hold back an incomplete UTF-8 tail (decoded as U+FFFD) and any possible start of a stop string.
+        let stable = text.trim_end_matches('\u{FFFD}').len()
+            - partial_stop(text.trim_end_matches('\u{FFFD}'), &p.stop);
+        if stable > emitted && text.is_char_boundary(stable) {
+            if !on_text(&text[emitted..stable]) {
+                text.truncate(stable);
+                return Ok(Generation {
+                    text,
+                    tokens,
+                    logprobs,
+                    prompt_tokens: prompt.len(),
+                    finish_reason: FinishReason::Cancelled,
+                });
+            }
+            emitted = stable;
+        }
+        if tokens.len() == p.max_tokens {
+            break;
+        }
+        let step = Tensor::new(&[next], &Device::Cpu)?.unsqueeze(0)?;
+        logits = model.forward(
+            Input::Ids(&step),
+            Forward {
+                cache: Some(&mut cache),
+                last_only: true,
+                ..Default::default()
+            },
+        )?;
+    }
+    if text.len() > emitted {
+        on_text(&text[emitted..]);
+    }
+    Ok(Generation {
+        text,
+        tokens,
+        logprobs,
+        prompt_tokens: prompt.len(),
+        finish_reason: finish,
+    })
+}
+
+/// Generates for several prompts at once (left-padded batch, one forward per step for all rows).
+pub fn generate_batch(
+    model: &Llama,
+    prompts: &[Vec<u32>],
+    p: &SamplingParams,
+) -> Result<Vec<Generation>> {
+    p.validate()?;
+    if prompts.is_empty() {
+        return Ok(vec![]);
+    }
+    if prompts.iter().any(|q| q.is_empty()) {
+        return Err(LmError::Invalid("empty prompt in batch".into()));
+    }
+    let tok = model.tokenizer()?;
+    let b = prompts.len();
+    let len = prompts.iter().map(Vec::len).max().expect("non-empty");
+    let pad_id = tok.eos_ids.first().copied().unwrap_or(0);
+    let (mut ids, mut keep, mut pos) = (Vec::new(), Vec::new(), Vec::new());
+    for q in prompts {
+        let pad = len - q.len();
+        ids.extend(std::iter::repeat_n(pad_id, pad).chain(q.iter().copied()));
+        keep.extend(std::iter::repeat_n(0u8, pad).chain(std::iter::repeat_n(1u8, q.len())));
+        pos.extend((0..len).map(|i| i.saturating_sub(pad) as u32));
+    }
+    let dev = Device::Cpu;
+    let mut key_mask = Tensor::from_vec(keep, (b, len), &dev)?;
+    let mut cache = Cache::new(model.config.num_hidden_layers);
+    let ids_t = Tensor::from_vec(ids, (b, len), &dev)?;
+    let pos_t = Tensor::from_vec(pos, (b, len), &dev)?;
+    let mut logits = model.forward(
+        Input::Ids(&ids_t),
+        Forward {
+            cache: Some(&mut cache),
+            last_only: true,
+            key_mask: Some(&key_mask),
+            positions: Some(&pos_t),
+            ..Default::default()
+        },
+    )?;
+    let mut rngs: Vec<_> = (0..b)
+        .map(|i| tessera_core::rng::derived(p.seed, &format!("row/{i}")))
+        .collect();
+    let mut next_pos: Vec<u32> = prompts.iter().map(|q| q.len() as u32).collect();
+    let mut out: Vec<Generation> = prompts
+        .iter()
+        .map(|q| Generation {
+            text: String::new(),
+            tokens: vec![],
+            logprobs: vec![],
+            prompt_tokens: q.len(),
+            finish_reason: FinishReason::Length,
+        })
+        .collect();
+    let mut done = vec![false; b];
+    for _ in 0..p.max_tokens {
+        let rows: Vec<Vec<f32>> = logits.squeeze(1)?.to_vec2()?;
+        let mut step = Vec::with_capacity(b);
+        for i in 0..b {
+            if done[i] {
+                step.push(pad_id);
+                continue;
+            }
+            let (next, lp) = sample(&rows[i], p, &mut rngs[i]);
+            step.push(next);
+            if tok.eos_ids.contains(&next) {
+                done[i] = true;
+                out[i].finish_reason = FinishReason::Stop;
+                continue;
+            }
+            out[i].tokens.push(next);
+            out[i].logprobs.push(lp);
+            let text = tok.decode(&out[i].tokens, false)?;
+            if let Some(cut) = find_stop(&text, &p.stop) {
+                out[i].text = text[..cut].to_string();
+                done[i] = true;
+                out[i].finish_reason = FinishReason::Stop;
+            } else {
+                out[i].text = text;
+            }
+        }
+        if done.iter().all(|&d| d)
+            || out.iter().any(|g| g.tokens.len() >= p.max_tokens)
+                && done
+                    .iter()
+                    .zip(&out)
+                    .all(|(&d, g)| d || g.tokens.len() >= p.max_tokens)
+        {
+            break;
+        }
+        let step_t = Tensor::from_vec(step, (b, 1), &dev)?;
+        let pos_t = Tensor::from_vec(next_pos.clone(), (b, 1), &dev)?;
+        next_pos.iter_mut().for_each(|x| *x += 1);
+        let new_keep = Tensor::from_vec(
+            done.iter().map(|&d| u8::from(!d)).collect::<Vec<u8>>(),
+            (b, 1),
+            &dev,
+        )?;
+        key_mask = Tensor::cat(&[&key_mask, &new_keep], 1)?;
+        logits = model.forward(
+            Input::Ids(&step_t),
+            Forward {
+                cache: Some(&mut cache),
+                last_only: true,
+                key_mask: Some(&key_mask),
+                positions: Some(&pos_t),
+                ..Default::default()
+            },
+        )?;
+    }
+    Ok(out)
+}
