@@ -254,7 +254,7 @@ impl Input {
         })
     }
     /// `self · Wᵀ (+ b)`.
-    fn linear(&self, lin: &Linear, bias: bool) -> Result<Tensor> {
+    pub fn linear(&self, lin: &Linear, bias: bool) -> Result<Tensor> {
         let y = match self {
             Input::Dense(t) => t.matmul(&lin.weight().t()?)?,
             Input::Sparse { pattern, values } => spmm(pattern, &lin.weight().t()?, values)?,

@@ -14,3 +14,5 @@ pub mod npz;
 pub mod sparse;
 
 pub use error::{GraphError, Result};
+pub mod criteria;
+pub mod mog;
