@@ -313,9 +313,10 @@ pub fn random_symmetric(dim: usize, kappa: f64, indefinite: bool, seed: u64) -> 
         })
         .collect();
     let u = q.U();
-    Ok(Mat::from_fn(dim, dim, |i, j| {
-        (0..dim).map(|k| u[(i, k)] * lam[k] * u[(j, k)]).sum()
-    }))
+    // Compute the upper triangle once and mirror it, so the result is exactly symmetric.
+    let entry = |i: usize, j: usize| -> f64 { (0..dim).map(|k| u[(i, k)] * lam[k] * u[(j, k)]).sum() };
+    let upper = Mat::from_fn(dim, dim, |i, j| if i <= j { entry(i, j) } else { 0.0 });
+    Ok(Mat::from_fn(dim, dim, |i, j| if i <= j { upper[(i, j)] } else { upper[(j, i)] }))
 }
 
 /// A seeded random right-hand side with entries in `[-1, 1]`.

@@ -84,6 +84,8 @@ pub struct NewtonConfig {
     pub damping: f64,
     /// Fraction `r` of entries kept per row (Q-Newton only; 1 = dense).
     pub sparsity_ratio: f64,
+    /// Move pruned magnitudes onto the diagonal so the pruned block stays PSD (see [`crate::sparsify`]).
+    pub compensate: bool,
     /// Clip each component of Δθ to `±clip`.
     pub clip: f64,
 }
@@ -91,12 +93,22 @@ pub struct NewtonConfig {
 impl Default for NewtonConfig {
     fn default() -> Self {
         NewtonConfig {
-            reg_eps: 5e-3,
+            reg_eps: 0.1,
             damping: 1e-6,
             sparsity_ratio: 0.25,
+            compensate: true,
             clip: 100.0,
         }
     }
+}
+
+/// `H + λI` with `λ = ε·max|H_ij| + damping`, in place; returns λ.
+pub fn regularize_in_place(a: &mut Mat<f64>, cfg: &NewtonConfig) -> f64 {
+    let lambda = cfg.reg_eps * a.norm_max() + cfg.damping;
+    for i in 0..a.nrows() {
+        a[(i, i)] += lambda;
+    }
+    lambda
 }
 
 /// `H + λI` with `λ = ε·max|H_ij| + damping`; returns the matrix and λ.

@@ -4,6 +4,12 @@
 //! symmetry (entry `(i,j)` may survive in row `i` but not in row `j`); here the kept set is the union `M ∨ Mᵀ` and
 //! the diagonal is always kept, so the pruned block stays symmetric and a Hermitian solver (HHL) applies. The
 //! quantum oracle's sparsity `d` is then the largest number of non-zeros in any row of the pruned block.
+//!
+//! Pruning a positive semi-definite (Gauss–Newton) block can make it indefinite, and a Newton step through an
+//! indefinite matrix can point uphill; in our runs plain pruning at r ≤ 0.5 made training diverge. With
+//! `compensate`, every dropped entry `e_ij` adds `|e_ij|` to the diagonal entries `i` and `j`: the correction
+//! `diag(Σ_j|E_ij|) − E` is diagonally dominant, hence PSD (Gershgorin), so the pruned block dominates the original
+//! one (`H_pruned ⪰ H ⪰ 0`) and the step stays a descent direction. This is our addition, not the paper's.
 use faer::Mat;
 
 /// A pruned block and its row sparsity.
@@ -17,34 +23,57 @@ pub struct Sparsified {
     pub density: f64,
 }
 
-/// Keeps the top `⌊ratio·N⌋` entries per row by magnitude, symmetrised; `ratio ≥ 1` keeps everything.
-pub fn sparsify_symmetric(h: &Mat<f64>, ratio: f64) -> Sparsified {
+/// `h` must be symmetric (rows are read as columns).
+///
+/// Keeps the top `⌊ratio·N⌋` entries per row by magnitude (ties at the threshold are kept too), symmetrised;
+/// `ratio ≥ 1` keeps everything. With `compensate`, dropped magnitudes move to the diagonal (module docs).
+pub fn sparsify_symmetric(h: &Mat<f64>, ratio: f64, compensate: bool) -> Sparsified {
     let n = h.nrows();
     let mut keep = vec![false; n * n];
     if ratio >= 1.0 {
         keep.iter_mut().for_each(|k| *k = true);
     } else {
         let k = ((ratio * n as f64).floor() as usize).clamp(1, n);
-        let mut idx: Vec<usize> = Vec::with_capacity(n);
+        let mut mags: Vec<f64> = Vec::with_capacity(n);
         for i in 0..n {
-            idx.clear();
-            idx.extend(0..n);
-            idx.select_nth_unstable_by(k - 1, |&a, &b| h[(i, b)].abs().total_cmp(&h[(i, a)].abs()));
-            for &j in &idx[..k] {
-                keep[i * n + j] = true;
-                keep[j * n + i] = true;
+            // Row i of a symmetric matrix is its column i: contiguous in faer's column-major storage.
+            let row = h.col_as_slice(i);
+            mags.clear();
+            mags.extend(row.iter().map(|v| v.abs()));
+            let (_, &mut threshold, _) = mags.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+            for (j, v) in row.iter().enumerate() {
+                if v.abs() >= threshold {
+                    keep[i * n + j] = true;
+                    keep[j * n + i] = true;
+                }
             }
             keep[i * n + i] = true;
         }
     }
-    let matrix = Mat::from_fn(n, n, |i, j| if keep[i * n + j] { h[(i, j)] } else { 0.0 });
-    let row_sparsity = (0..n)
-        .map(|i| (0..n).filter(|&j| matrix[(i, j)] != 0.0).count())
-        .max()
-        .unwrap_or(0);
-    let nnz = (0..n)
-        .map(|i| (0..n).filter(|&j| matrix[(i, j)] != 0.0).count())
-        .sum::<usize>();
+    // `keep` is symmetric, so `keep[j·n + i]` walks column j contiguously.
+    let mut matrix = Mat::from_fn(n, n, |i, j| if keep[j * n + i] { h[(i, j)] } else { 0.0 });
+    let mut row_sparsity = 0;
+    let mut nnz = 0;
+    for i in 0..n {
+        let flags = &keep[i * n..(i + 1) * n];
+        let col = h.col_as_slice(i);
+        let count = flags
+            .iter()
+            .zip(col)
+            .filter(|(k, v)| **k && **v != 0.0)
+            .count();
+        row_sparsity = row_sparsity.max(count);
+        nnz += count;
+        if compensate {
+            let dropped: f64 = flags
+                .iter()
+                .zip(col)
+                .filter(|(k, _)| !**k)
+                .map(|(_, v)| v.abs())
+                .sum();
+            matrix[(i, i)] += dropped;
+        }
+    }
     Sparsified {
         matrix,
         row_sparsity: row_sparsity.max(1),

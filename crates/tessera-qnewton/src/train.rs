@@ -9,7 +9,7 @@ use crate::data::Dataset;
 use crate::error::{QnError, Result};
 use crate::hessian::{layer_blocks, Curvature};
 use crate::mlp::{batch_matrix, Mlp};
-use crate::newton::{clip, regularize, solve_lu, NewtonConfig, StepRule, StepState};
+use crate::newton::{clip, regularize_in_place, solve_lu, NewtonConfig, StepRule, StepState};
 use crate::scheduler::{decide, Route, SchedulerConfig};
 use crate::sparsify::sparsify_symmetric;
 use rand::seq::SliceRandom;
@@ -93,7 +93,7 @@ impl TrainConfig {
                 lr: 0.1,
                 momentum: 0.9,
             },
-            Optimizer::Adam => StepRule::Adam { lr: 3e-3 },
+            Optimizer::Adam => StepRule::Adam { lr: 1e-2 },
             Optimizer::Newton | Optimizer::Qnewton => StepRule::Sgd {
                 lr: 0.05,
                 momentum: 0.9,
@@ -106,7 +106,7 @@ impl TrainConfig {
             batch: 256,
             steps: 150,
             eval_every: 10,
-            curvature: Curvature::Exact,
+            curvature: Curvature::GaussNewton,
             newton: NewtonConfig::default(),
             scheduler: SchedulerConfig::default(),
             seed: 0,
@@ -290,7 +290,7 @@ pub fn train(
             let hs = layer_blocks(&mlp, &cache, &deltas, cfg.curvature);
             time.hessian += t0.elapsed().as_secs_f64();
             let mut dirs = Vec::with_capacity(hs.len());
-            for (layer, (h, g)) in hs.iter().zip(&grads).enumerate() {
+            for (layer, (h, g)) in hs.into_iter().zip(&grads).enumerate() {
                 let (dir, rec) = newton_block(cfg, step, layer, h, g, &mut time)?;
                 blocks.push(rec);
                 dirs.push(dir);
@@ -338,19 +338,20 @@ fn newton_block(
     cfg: &TrainConfig,
     step: usize,
     layer: usize,
-    h: &faer::Mat<f64>,
+    h: faer::Mat<f64>,
     g: &[f64],
     time: &mut TimeBreakdown,
 ) -> Result<(Vec<f64>, BlockRecord)> {
     let scheduled = cfg.optimizer == Optimizer::Qnewton;
     let t0 = Instant::now();
-    let (pruned, d) = if scheduled {
-        let s = sparsify_symmetric(h, cfg.newton.sparsity_ratio);
+    let (mut a, d) = if scheduled {
+        let s = sparsify_symmetric(&h, cfg.newton.sparsity_ratio, cfg.newton.compensate);
         (s.matrix, s.row_sparsity)
     } else {
-        (h.clone(), h.nrows())
+        let n = h.nrows();
+        (h, n)
     };
-    let (a, lambda) = regularize(&pruned, &cfg.newton);
+    let lambda = regularize_in_place(&mut a, &cfg.newton);
     time.prune += t0.elapsed().as_secs_f64();
 
     let t0 = Instant::now();
