@@ -38,7 +38,7 @@ fn choice_flips_where_the_cost_curves_cross_in_gate_time() {
 fn choice_flips_where_the_cost_curves_cross_in_kappa() {
     // Classical cost from the LU flop model at 1 GFLOP/s; quantum cost rises with κ: find κ* by bisection.
     let cfg = SchedulerConfig {
-        gate_time: 1e-13,
+        gate_time: 1e-10,
         ..SchedulerConfig::default()
     };
     let (n, d) = (1000, 50);
