@@ -60,21 +60,30 @@ pub fn run(ctx: &Ctx, a: TourArgs) -> anyhow::Result<()> {
         match f(ctx, &dir) {
             Ok(Some(s)) => {
                 report.include(&s.report);
-                summary.insert(name.to_string(), s.json);
+                summary.insert(s.title, s.json);
             }
             Ok(None) => {}
             Err(e) => {
                 eprintln!("tessera tour: {name} failed: {e:#}");
                 report.section(name).para(&format!("**Failed:** {e:#}"));
-                summary.insert(name.to_string(), serde_json::json!({ "error": format!("{e:#}") }));
+                summary.insert(
+                    name.to_string(),
+                    serde_json::json!({ "error": format!("{e:#}") }),
+                );
             }
         }
-        eprintln!("tessera tour: {name} done in {:.1}s", t0.elapsed().as_secs_f64());
+        eprintln!(
+            "tessera tour: {name} done in {:.1}s",
+            t0.elapsed().as_secs_f64()
+        );
     }
     let summary = serde_json::Value::Object(summary);
     dir.write_json("tour.json", &summary)?;
     report.write(dir.file("report.md"))?;
-    eprintln!("tessera tour: report at {}", dir.file("report.md").display());
+    eprintln!(
+        "tessera tour: report at {}",
+        dir.file("report.md").display()
+    );
     if a.json {
         cmd::print_json(&serde_json::json!({ "dir": dir.path(), "results": summary }));
     }

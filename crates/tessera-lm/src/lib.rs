@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod generate;
 pub mod gguf;
 mod kernels;
@@ -18,6 +19,7 @@ pub mod linear;
 pub mod load;
 pub mod model;
 pub mod perplexity;
+pub mod speed;
 pub mod testing;
 pub mod tokenizer;
 
