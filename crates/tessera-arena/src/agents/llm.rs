@@ -1,0 +1,482 @@
+//! LLM agents (GTBench paper §2.1 "LLM agents"): Prompt, Chain-of-Thought (CoT), Self-Consistent CoT (SC-CoT)
+//! and Tree-of-Thought (ToT), over any [`ChatBackend`].
+//!
+//! The prompt holds the game's real rules ([`GameId::rules`]), the player's observation (with a rendered board
+//! for board games), the legal moves, and the documented answer format ([`GameId::action_format`]).
+//! - Prompt: answer `Action: <move>` directly.
+//! - CoT: `Thought: ...` then `Action: <move>`.
+//! - SC-CoT: `n` CoT samples and a true majority vote over the parsed legal moves (GTBench's released code
+//!   plays the last parsable sample instead; ties here go to the move first reached in sample order).
+//! - ToT: propose `breadth` CoT candidates, ask `breadth` votes "The best choice is i", select the most-voted.
+//!
+//! An unparsable, ambiguous or illegal answer is fed back with the error and asked again, up to `retries` times
+//! (`retries = 0` reproduces GTBench, which aborts at the first bad move); then the agent forfeits. A backend
+//! that cannot be reached is an infrastructure failure, never a forfeit. A single legal move is played without
+//! asking the model, as GTBench does.
+use super::backend::{BackendError, ChatBackend, ChatMessage, ChatParams};
+use super::parse::{parse_action, ParseError};
+use super::{Agent, AgentFailure, Decision, ForfeitKind, LlmKind};
+use crate::game::{legal, Action, Game};
+use crate::games::{AnyGame, GameId};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// LLM agent options.
+#[derive(Clone, Debug)]
+pub struct LlmOptions {
+    /// Re-asks after an invalid answer before forfeiting (0 = GTBench behaviour).
+    pub retries: u32,
+    /// SC-CoT samples (GTBench: 5).
+    pub sc_samples: u32,
+    /// ToT proposals and votes (GTBench: 3).
+    pub tot_breadth: u32,
+    /// Sampling parameters (GTBench: temperature 0.2, 1024 tokens).
+    pub params: ChatParams,
+}
+
+impl Default for LlmOptions {
+    fn default() -> Self {
+        LlmOptions {
+            retries: 1,
+            sc_samples: 5,
+            tot_breadth: 3,
+            params: ChatParams::default(),
+        }
+    }
+}
+
+/// One request to the backend and what came of it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attempt {
+    /// `answer`, `propose` or `vote`.
+    pub stage: String,
+    /// The conversation sent.
+    pub messages: Vec<ChatMessage>,
+    /// Raw completions.
+    pub outputs: Vec<String>,
+    /// Parse error of the answer, if any.
+    pub error: Option<ParseError>,
+}
+
+/// Everything an LLM agent did for one decision.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LlmTrace {
+    /// Requests in order.
+    pub attempts: Vec<Attempt>,
+    /// Invalid answers that were fed back and retried.
+    pub retries: u32,
+}
+
+/// An LLM agent.
+pub struct LlmAgent {
+    kind: LlmKind,
+    game: GameId,
+    backend: Arc<dyn ChatBackend>,
+    opts: LlmOptions,
+    seed: u64,
+    calls: u64,
+}
+
+enum Failure {
+    Parse(ParseError),
+    Backend(BackendError),
+}
+
+impl LlmAgent {
+    /// An agent of `kind` playing `game` over `backend`.
+    pub fn new(
+        kind: LlmKind,
+        game: GameId,
+        backend: Arc<dyn ChatBackend>,
+        opts: LlmOptions,
+        seed: u64,
+    ) -> Self {
+        LlmAgent {
+            kind,
+            game,
+            backend,
+            opts,
+            seed,
+            calls: 0,
+        }
+    }
+
+    fn instruction(&self) -> String {
+        let fmt = self.game.action_format();
+        match self.kind {
+            LlmKind::Prompt => format!("Reply with your move only, as one line 'Action: <move>' where the move uses the format {fmt}. Do not explain."),
+            _ => format!("First think step by step about the position, starting with 'Thought:'. Then end with exactly one line 'Action: <move>' where the move uses the format {fmt}."),
+        }
+    }
+
+    /// The conversation for the first attempt.
+    pub fn messages(&self, state: &AnyGame, player: usize) -> Vec<ChatMessage> {
+        let system = format!(
+            "You are a strategic player in a two-player game; you are player {}. Rules: {}\nYou must answer by choosing exactly one of the legal moves.",
+            player + 1,
+            self.game.rules()
+        );
+        let moves: Vec<String> = legal(state)
+            .iter()
+            .map(|&a| state.action_label(a))
+            .collect();
+        let user = format!(
+            "Current state:\n{}\n\nLegal moves: {}\n\n{}",
+            state.observation(player),
+            moves.join(", "),
+            self.instruction()
+        );
+        vec![
+            ChatMessage::new("system", system),
+            ChatMessage::new("user", user),
+        ]
+    }
+
+    fn call(
+        &mut self,
+        stage: &str,
+        messages: &[ChatMessage],
+        n: u32,
+        trace: &mut LlmTrace,
+    ) -> Result<Vec<String>, BackendError> {
+        self.calls += 1;
+        let params = ChatParams {
+            n,
+            seed: Some(tessera_core::rng::derive_seed(
+                self.seed,
+                &format!("call{}", self.calls),
+            )),
+            ..self.opts.params.clone()
+        };
+        let out = self.backend.chat(messages, &params);
+        trace.attempts.push(Attempt {
+            stage: stage.into(),
+            messages: messages.to_vec(),
+            outputs: out.as_ref().map(|v| v.clone()).unwrap_or_default(),
+            error: None,
+        });
+        out
+    }
+
+    fn set_error(trace: &mut LlmTrace, e: &ParseError) {
+        if let Some(a) = trace.attempts.last_mut() {
+            a.error = Some(e.clone());
+        }
+    }
+
+    /// One answer under the agent's method: the move, or the error with the raw text that caused it.
+    fn decide(
+        &mut self,
+        state: &AnyGame,
+        messages: &[ChatMessage],
+        trace: &mut LlmTrace,
+    ) -> Result<Action, (Failure, String)> {
+        let backend = |e: BackendError| (Failure::Backend(e), String::new());
+        match self.kind {
+            LlmKind::Prompt | LlmKind::Cot => {
+                let out = self.call("answer", messages, 1, trace).map_err(backend)?;
+                let text = out.into_iter().next().unwrap_or_default();
+                parse_action(state, &text).map_err(|e| {
+                    Self::set_error(trace, &e);
+                    (Failure::Parse(e), text)
+                })
+            }
+            LlmKind::ScCot => {
+                let out = self
+                    .call("answer", messages, self.opts.sc_samples.max(1), trace)
+                    .map_err(backend)?;
+                let parsed: Vec<Result<Action, ParseError>> =
+                    out.iter().map(|t| parse_action(state, t)).collect();
+                match majority(parsed.iter().filter_map(|p| p.as_ref().ok().copied())) {
+                    Some(a) => Ok(a),
+                    None => {
+                        let e = parsed
+                            .into_iter()
+                            .find_map(|p| p.err())
+                            .unwrap_or(ParseError::NoMove);
+                        Self::set_error(trace, &e);
+                        Err((
+                            Failure::Parse(e),
+                            out.into_iter().next().unwrap_or_default(),
+                        ))
+                    }
+                }
+            }
+            LlmKind::Tot => {
+                let k = self.opts.tot_breadth.max(1);
+                let out = self.call("propose", messages, k, trace).map_err(backend)?;
+                let mut candidates: Vec<(Action, String)> = Vec::new();
+                let mut first_err = None;
+                for t in &out {
+                    match parse_action(state, t) {
+                        Ok(a) if !candidates.iter().any(|c| c.0 == a) => {
+                            candidates.push((a, t.clone()))
+                        }
+                        Ok(_) => {}
+                        Err(e) => first_err = first_err.or(Some(e)),
+                    }
+                }
+                if candidates.is_empty() {
+                    let e = first_err.unwrap_or(ParseError::NoMove);
+                    Self::set_error(trace, &e);
+                    return Err((
+                        Failure::Parse(e),
+                        out.into_iter().next().unwrap_or_default(),
+                    ));
+                }
+                if candidates.len() == 1 {
+                    return Ok(candidates[0].0);
+                }
+                let mut vote_msgs = messages.to_vec();
+                let mut listing = String::from("Here are candidate moves with their reasoning:\n");
+                for (i, (a, t)) in candidates.iter().enumerate() {
+                    listing.push_str(&format!(
+                        "Choice {}: {}\nReasoning: {}\n\n",
+                        i + 1,
+                        state.action_label(*a),
+                        t.trim()
+                    ));
+                }
+                listing.push_str("Analyse each choice, then conclude with the line 'The best choice is <i>' where i is the choice number.");
+                vote_msgs.push(ChatMessage::new("user", listing));
+                let votes = self.call("vote", &vote_msgs, k, trace).map_err(backend)?;
+                let picked = majority(votes.iter().filter_map(|v| parse_vote(v, candidates.len())));
+                Ok(candidates[picked.unwrap_or(0)].0)
+            }
+        }
+    }
+}
+
+/// The most frequent item (ties: the one reaching the top count first in order).
+fn majority<T: Copy + PartialEq>(items: impl Iterator<Item = T>) -> Option<T> {
+    let mut counts: Vec<(T, usize, usize)> = Vec::new();
+    for (i, x) in items.enumerate() {
+        match counts.iter_mut().find(|c| c.0 == x) {
+            Some(c) => c.1 += 1,
+            None => counts.push((x, 1, i)),
+        }
+    }
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)))
+        .map(|c| c.0)
+}
+
+/// Parses "The best choice is i" (1-based) into a 0-based index.
+fn parse_vote(text: &str, n: usize) -> Option<usize> {
+    let lower = text.to_lowercase();
+    let i = lower.rfind("best choice is")?;
+    let digits: String = lower[i + 14..]
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits
+        .parse::<usize>()
+        .ok()
+        .filter(|&k| k >= 1 && k <= n)
+        .map(|k| k - 1)
+}
+
+impl Agent for LlmAgent {
+    fn act(&mut self, state: &AnyGame, player: usize) -> Result<Decision, AgentFailure> {
+        let moves = legal(state);
+        if moves.len() == 1 {
+            return Ok(Decision {
+                action: moves[0],
+                trace: None,
+            });
+        }
+        let mut trace = LlmTrace::default();
+        let mut messages = self.messages(state, player);
+        let mut attempt = 0;
+        loop {
+            match self.decide(state, &messages, &mut trace) {
+                Ok(a) => {
+                    return Ok(Decision {
+                        action: a,
+                        trace: Some(trace),
+                    })
+                }
+                Err((Failure::Backend(BackendError::Infrastructure(e)), _)) => {
+                    return Err(AgentFailure::Infrastructure(e))
+                }
+                Err((Failure::Backend(BackendError::Refused(e)), _)) => {
+                    return Err(AgentFailure::Forfeit {
+                        kind: ForfeitKind::BackendRefusal,
+                        detail: e,
+                        trace: Some(trace),
+                    })
+                }
+                Err((Failure::Parse(e), raw)) => {
+                    if attempt >= self.opts.retries {
+                        let kind = match e {
+                            ParseError::NoMove => ForfeitKind::NoMove,
+                            ParseError::MultipleMoves(_) => ForfeitKind::MultipleMoves,
+                            ParseError::Illegal(_) => ForfeitKind::Illegal,
+                        };
+                        return Err(AgentFailure::Forfeit {
+                            kind,
+                            detail: e.to_string(),
+                            trace: Some(trace),
+                        });
+                    }
+                    attempt += 1;
+                    trace.retries += 1;
+                    let labels: Vec<String> =
+                        moves.iter().map(|&a| state.action_label(a)).collect();
+                    messages.push(ChatMessage::new("assistant", raw));
+                    messages.push(ChatMessage::new(
+                        "user",
+                        format!(
+                            "Your answer was invalid: {e}. Legal moves: {}. Answer again, ending with one line 'Action: <move>' in the format {}.",
+                            labels.join(", "),
+                            self.game.action_format()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::backend::ScriptedBackend;
+    use super::*;
+
+    fn agent(kind: LlmKind, game: GameId, b: Arc<ScriptedBackend>, retries: u32) -> LlmAgent {
+        LlmAgent::new(
+            kind,
+            game,
+            b,
+            LlmOptions {
+                retries,
+                ..Default::default()
+            },
+            1,
+        )
+    }
+
+    #[test]
+    fn prompt_contains_rules_board_legal_moves_and_format() {
+        let b = Arc::new(ScriptedBackend::single(&["Action: <C2R2>"]));
+        let mut a = agent(LlmKind::Cot, GameId::TicTacToe, b.clone(), 0);
+        let g = GameId::TicTacToe.initial();
+        assert_eq!(a.act(&g, 0).unwrap().action, 4);
+        let seen = b.seen.lock().unwrap();
+        let text: String = seen[0].iter().map(|m| m.content.clone()).collect();
+        assert!(text.contains("Three of your marks"));
+        assert!(text.contains("R2   .  .  ."));
+        assert!(text.contains("<C3R3>"));
+        assert!(text.contains("Thought:"));
+        let pig = agent(
+            LlmKind::Prompt,
+            GameId::Pig,
+            Arc::new(ScriptedBackend::default()),
+            0,
+        );
+        let m = pig.messages(&GameId::Pig.initial(), 0);
+        assert!(m[0].content.contains("banked score of 20") && !m[0].content.contains("100"));
+    }
+
+    #[test]
+    fn garbage_then_valid_answer_is_retried_with_feedback() {
+        let b = Arc::new(ScriptedBackend::single(&[
+            "I like turtles",
+            "<C1R1> or <C3R3>?",
+            "Action: <C3R3>",
+        ]));
+        let mut a = agent(LlmKind::Prompt, GameId::TicTacToe, b.clone(), 2);
+        let d = a.act(&GameId::TicTacToe.initial(), 0).unwrap();
+        assert_eq!(d.action, 8);
+        assert_eq!(d.trace.unwrap().retries, 2);
+        let seen = b.seen.lock().unwrap();
+        assert!(seen[1]
+            .last()
+            .unwrap()
+            .content
+            .contains("no move in the required format"));
+        assert!(seen[2]
+            .last()
+            .unwrap()
+            .content
+            .contains("several different moves"));
+    }
+
+    #[test]
+    fn zero_retries_forfeits_like_gtbench_and_infrastructure_is_not_a_forfeit() {
+        let mut g = GameId::TicTacToe.initial();
+        g.apply(4);
+        let b = Arc::new(ScriptedBackend::single(&["Action: <C2R2>"]));
+        match agent(LlmKind::Prompt, GameId::TicTacToe, b, 0).act(&g, 1) {
+            Err(AgentFailure::Forfeit {
+                kind: ForfeitKind::Illegal,
+                ..
+            }) => {}
+            other => panic!("expected an illegal-move forfeit, got {other:?}"),
+        }
+        let b = Arc::new(ScriptedBackend::new(vec![Err(
+            BackendError::Infrastructure("connection refused".into()),
+        )]));
+        assert!(matches!(
+            agent(LlmKind::Cot, GameId::TicTacToe, b, 3).act(&g, 1),
+            Err(AgentFailure::Infrastructure(_))
+        ));
+    }
+
+    #[test]
+    fn sc_cot_takes_the_true_majority_not_the_last_sample() {
+        let b = Arc::new(ScriptedBackend::new(vec![Ok(vec![
+            "Action: <C1R1>".into(),
+            "Action: <C3R3>".into(),
+            "nonsense".into(),
+            "Action: <C3R3>".into(),
+            "Action: <C1R1>".into(),
+            "Action: <C3R3>".into(),
+        ])]));
+        let mut a = LlmAgent::new(
+            LlmKind::ScCot,
+            GameId::TicTacToe,
+            b,
+            LlmOptions {
+                sc_samples: 6,
+                ..Default::default()
+            },
+            1,
+        );
+        assert_eq!(a.act(&GameId::TicTacToe.initial(), 0).unwrap().action, 8);
+    }
+
+    #[test]
+    fn tot_votes_between_distinct_proposals() {
+        let b = Arc::new(ScriptedBackend::new(vec![
+            Ok(vec![
+                "Thought: corner. Action: <C1R1>".into(),
+                "Thought: centre. Action: <C2R2>".into(),
+                "Action: <C1R1>".into(),
+            ]),
+            Ok(vec![
+                "The best choice is 2".into(),
+                "the best choice is 2.".into(),
+                "The best choice is 1".into(),
+            ]),
+        ]));
+        let mut a = agent(LlmKind::Tot, GameId::TicTacToe, b.clone(), 0);
+        assert_eq!(a.act(&GameId::TicTacToe.initial(), 0).unwrap().action, 4);
+        assert!(b.seen.lock().unwrap()[1]
+            .last()
+            .unwrap()
+            .content
+            .contains("Choice 2: <C2R2>"));
+    }
+
+    #[test]
+    fn single_legal_move_is_auto_played() {
+        let g = crate::games::Nim::with_piles([0, 0, 0, 1], 0);
+        let b = Arc::new(ScriptedBackend::default());
+        let mut a = agent(LlmKind::Prompt, GameId::Nim, b.clone(), 0);
+        assert_eq!(a.act(&AnyGame::Nim(g), 0).unwrap().action, 3);
+        assert!(b.seen.lock().unwrap().is_empty());
+    }
+}
