@@ -15,4 +15,16 @@ pub mod sparse;
 
 pub use error::{GraphError, Result};
 pub mod criteria;
+pub mod experiment;
 pub mod mog;
+pub mod report;
+
+/// Runs `f` on a rayon pool of `threads` workers (0 = all cores). Small graphs run fastest on one thread: rayon's
+/// hand-offs cost more than the work, and much more when the cores are shared.
+pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| GraphError::Invalid(format!("thread pool: {e}")))?;
+    Ok(pool.install(f))
+}

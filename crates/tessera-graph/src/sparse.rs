@@ -219,13 +219,28 @@ impl CustomOp2 for SpMM {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let (n, f) = x.dims2()?;
         let g = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let wv = w.flatten_all()?.to_vec1::<f32>()?;
-        let xv = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let dx = spmm_t_raw(&self.pattern, &g, f, &wv);
-        let dw = sddmm_raw(&self.pattern, &g, &xv, f);
-        let dx = Tensor::from_vec(dx, (n, f), x.device())?;
-        let dw = Tensor::from_vec(dw, w.shape(), w.device())?;
-        Ok((Some(dx), Some(dw)))
+        // Skip the gradients nobody needs (constant features or constant normalisation weights).
+        let dx = if x.track_op() {
+            let wv = w.flatten_all()?.to_vec1::<f32>()?;
+            Some(Tensor::from_vec(
+                spmm_t_raw(&self.pattern, &g, f, &wv),
+                (n, f),
+                x.device(),
+            )?)
+        } else {
+            None
+        };
+        let dw = if w.track_op() {
+            let xv = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+            Some(Tensor::from_vec(
+                sddmm_raw(&self.pattern, &g, &xv, f),
+                w.shape(),
+                w.device(),
+            )?)
+        } else {
+            None
+        };
+        Ok((dx, dw))
     }
 }
 

@@ -1,0 +1,692 @@
+//! Experiments: MoG against the dense graph, random edge dropping and single-criterion sparsifiers over several
+//! seeds (`tessera graph mog`), and the inference-speed benchmark on stochastic-block-model graphs
+//! (`tessera bench graph`).
+use crate::criteria::{self, Criterion};
+use crate::data::{Dataset, Graph, SbmConfig};
+use crate::error::{invalid, Result};
+use crate::gnn::{
+    self, EdgeSource, FixedGraph, Gnn, Input, ModelKind, Params, Propagation, TrainConfig,
+};
+use crate::mog::{keep_count, pattern_from_mask, MixMode, MogConfig, MogSource};
+use rand::Rng;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Settings of `tessera graph mog`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MogExperiment {
+    /// Dataset spec (`cora`, `citeseer`, `sbm:N[:D]`).
+    pub dataset: String,
+    /// Backbone.
+    pub model: ModelKind,
+    /// Seeds `0..seeds` (each: a split, initialisations, router noise).
+    pub seeds: u64,
+    /// GNN training settings.
+    pub train: TrainConfig,
+    /// MoG settings for the headline run.
+    pub mog: MogConfig,
+    /// Extra MoG expert level sets for the accuracy-vs-sparsity curve.
+    pub extra_level_sets: Vec<Vec<f64>>,
+    /// Global keep ratios for the baselines (empty: no baselines).
+    pub baseline_keeps: Vec<f64>,
+    /// Also run the score-averaging ablation.
+    pub ablation: bool,
+    /// Random projections for effective resistance.
+    pub er_projections: usize,
+    /// Inference timing repetitions.
+    pub timing_reps: usize,
+}
+
+impl MogExperiment {
+    /// Defaults for `dataset` / `model`.
+    pub fn new(dataset: &str, model: ModelKind) -> Self {
+        MogExperiment {
+            dataset: dataset.into(),
+            model,
+            seeds: 5,
+            train: TrainConfig::default(),
+            mog: MogConfig::default(),
+            extra_level_sets: vec![
+                vec![0.9, 0.7, 0.5],
+                vec![0.5, 0.3, 0.2],
+                vec![0.3, 0.2, 0.1],
+            ],
+            baseline_keeps: vec![0.7, 0.5, 0.3],
+            ablation: true,
+            er_projections: 24,
+            timing_reps: 11,
+        }
+    }
+}
+
+/// One trained model on one graph.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    /// `dense`, `random`, a criterion name, `mog` or `mog_score_average`.
+    pub method: String,
+    /// Target level (`1.0`, a keep ratio, or MoG's level set as text).
+    pub level: String,
+    /// Seed.
+    pub seed: u64,
+    /// Fraction of directed edges removed.
+    pub sparsity: f64,
+    /// Test accuracy at the best validation epoch.
+    pub test_accuracy: f64,
+    /// Best validation accuracy.
+    pub val_accuracy: f64,
+    /// Median inference time (one full forward pass), seconds.
+    pub inference_seconds: f64,
+    /// Training time, seconds.
+    pub train_seconds: f64,
+}
+
+/// Mean ± std of one method at one level over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryRow {
+    /// Method.
+    pub method: String,
+    /// Level.
+    pub level: String,
+    /// Mean sparsity.
+    pub sparsity: f64,
+    /// Mean test accuracy.
+    pub accuracy_mean: f64,
+    /// Sample standard deviation of the test accuracy.
+    pub accuracy_std: f64,
+    /// Mean inference time, seconds.
+    pub inference_seconds: f64,
+    /// Seeds.
+    pub runs: usize,
+}
+
+/// Result of [`run_mog_experiment`].
+#[derive(Debug, Clone, Serialize)]
+pub struct MogResult {
+    /// Dataset.
+    pub dataset: String,
+    /// Backbone.
+    pub model: ModelKind,
+    /// Nodes / directed edges of the graph used.
+    pub nodes: usize,
+    /// Directed edges.
+    pub edges: usize,
+    /// Mean dense test accuracy.
+    pub dense_accuracy: f64,
+    /// Std of dense test accuracy.
+    pub dense_accuracy_std: f64,
+    /// Mean MoG test accuracy (headline level set).
+    pub mog_accuracy: f64,
+    /// Std of MoG test accuracy.
+    pub mog_accuracy_std: f64,
+    /// Mean MoG sparsity (headline level set).
+    pub sparsity: f64,
+    /// Dense inference time / MoG inference time (means over seeds).
+    pub inference_speedup: f64,
+    /// Every method × level.
+    pub summary: Vec<SummaryRow>,
+    /// Every run.
+    pub runs: Vec<RunRecord>,
+    /// The settings.
+    pub config: MogExperiment,
+}
+
+/// Index of the reverse edge `(j ← i)` of every directed edge `(i ← j)`.
+pub fn reverse_edges(g: &Graph) -> Vec<u32> {
+    let rows = g.edge_rows();
+    rows.iter()
+        .zip(&g.col)
+        .map(|(&i, &j)| {
+            let nb = g.neighbors(j as usize);
+            let k = nb.binary_search(&i).unwrap_or(0);
+            (g.row_ptr[j as usize] + k) as u32
+        })
+        .collect()
+}
+
+/// Random edge dropping: keeps each undirected edge with probability `keep` (both directions together).
+pub fn random_mask(g: &Graph, keep: f64, seed: u64) -> Vec<bool> {
+    let rev = reverse_edges(g);
+    let rows = g.edge_rows();
+    let mut rng = tessera_core::rng::derived(seed, "random-drop");
+    let mut m = vec![false; g.num_directed_edges()];
+    for e in 0..m.len() {
+        if rows[e] < g.col[e] {
+            let k = rng.gen::<f64>() < keep;
+            m[e] = k;
+            m[rev[e] as usize] = k;
+        }
+    }
+    m
+}
+
+/// Global single-criterion sparsifier: keeps the `⌈keep·|E|⌉` directed edges with the highest scores.
+pub fn global_top_mask(scores: &[f32], keep: f64) -> Vec<bool> {
+    let n_keep = keep_count(keep, scores.len());
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let mut m = vec![false; scores.len()];
+    for &e in &idx[..n_keep] {
+        m[e] = true;
+    }
+    m
+}
+
+/// Per-node single-criterion sparsifier (one MoG expert applied everywhere).
+pub fn local_top_mask(g: &Graph, scores: &[f32], keep: f64) -> Vec<bool> {
+    let mut m = vec![false; g.num_directed_edges()];
+    for i in 0..g.n {
+        let (a, b) = (g.row_ptr[i], g.row_ptr[i + 1]);
+        let mut idx: Vec<usize> = (a..b).collect();
+        idx.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]).then(x.cmp(&y)));
+        for &e in &idx[..keep_count(keep, b - a)] {
+            m[e] = true;
+        }
+    }
+    m
+}
+
+fn sparsity_of(mask: &[bool]) -> f64 {
+    1.0 - mask.iter().filter(|&&k| k).count() as f64 / mask.len().max(1) as f64
+}
+
+fn level_label(levels: &[f64]) -> String {
+    levels
+        .iter()
+        .map(|l| format!("{l}"))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+struct Prepared<'a> {
+    d: &'a Dataset,
+    x: Input,
+    split: crate::data::Split,
+}
+
+fn train_fixed(
+    p: &Prepared,
+    kind: ModelKind,
+    prop: Arc<Propagation>,
+    cfg: &TrainConfig,
+    seed: u64,
+    reps: usize,
+) -> Result<(Gnn, gnn::TrainOutcome, f64)> {
+    let mut ps = Params::new(seed);
+    let model = Gnn::new(
+        kind,
+        &mut ps,
+        &[p.d.num_features, cfg.hidden, p.d.num_classes],
+        cfg.dropout,
+    )?;
+    let out = gnn::train(
+        &model,
+        ps.vars.clone(),
+        &p.x,
+        &p.d.labels,
+        &p.split,
+        &mut FixedGraph(prop.clone()),
+        cfg,
+        seed,
+    )?;
+    let t = gnn::time_inference(&model, &p.x, &prop, None, reps)?;
+    Ok((model, out, t))
+}
+
+/// One MoG training run; returns (outcome, sparsity, inference seconds, the final sparse structure's edge ids).
+#[allow(clippy::too_many_arguments)]
+pub fn train_mog(
+    d: &Dataset,
+    x: &Input,
+    split: &crate::data::Split,
+    kind: ModelKind,
+    scores: &[Vec<f32>],
+    mog: &MogConfig,
+    cfg: &TrainConfig,
+    seed: u64,
+    reps: usize,
+) -> Result<(gnn::TrainOutcome, f64, f64, f64)> {
+    let mut ps = Params::new(seed);
+    let model = Gnn::new(
+        kind,
+        &mut ps,
+        &[d.num_features, cfg.hidden, d.num_classes],
+        cfg.dropout,
+    )?;
+    let mut src = MogSource::new(
+        &d.graph,
+        kind,
+        x.clone(),
+        d.num_features,
+        scores,
+        mog.clone(),
+        &mut ps,
+        seed,
+    )?;
+    let out = gnn::train(
+        &model,
+        ps.vars.clone(),
+        x,
+        &d.labels,
+        split,
+        &mut src as &mut dyn EdgeSource,
+        cfg,
+        seed,
+    )?;
+    let (s, gate) = src.final_graph()?;
+    let t = gnn::time_inference(&model, x, &s.prop, Some(&gate), reps)?;
+    Ok((out, s.sparsity, t, src.mix_seconds))
+}
+
+/// Criterion scores for every directed edge, in [`Criterion::ALL`] order; the gradient criterion uses `model`.
+pub fn all_scores(
+    d: &Dataset,
+    x: &Input,
+    model: &Gnn,
+    prop: &Propagation,
+    train_ids: &[u32],
+    er_projections: usize,
+    seed: u64,
+) -> Result<Vec<Vec<f32>>> {
+    Ok(vec![
+        criteria::jaccard(&d.graph),
+        criteria::edge_degree(&d.graph),
+        criteria::effective_resistance(&d.graph, er_projections, seed)?,
+        gnn::edge_gradient_magnitude(model, x, prop, &d.labels, train_ids)?,
+    ])
+}
+
+/// Runs MoG, its ablation and the baselines over seeds. `progress` is called with a line per finished run.
+pub fn run_mog_experiment(
+    cfg: &MogExperiment,
+    progress: &mut dyn FnMut(&RunRecord),
+) -> Result<MogResult> {
+    if cfg.seeds == 0 {
+        invalid!("need at least one seed");
+    }
+    let data = Dataset::by_name(&cfg.dataset, 0)?;
+    let x = gnn::feature_input(&data)?;
+    let full = gnn::full_pattern(&data.graph)?;
+    let prop_full = Arc::new(Propagation::new(cfg.model, full)?);
+    let mut runs = Vec::new();
+    let mut push = |r: RunRecord, runs: &mut Vec<RunRecord>| {
+        progress(&r);
+        runs.push(r);
+    };
+    for seed in 0..cfg.seeds {
+        let p = Prepared {
+            d: &data,
+            x: x.clone(),
+            split: data.standard_split(seed),
+        };
+        let (dense_model, out, t) = train_fixed(
+            &p,
+            cfg.model,
+            prop_full.clone(),
+            &cfg.train,
+            seed,
+            cfg.timing_reps,
+        )?;
+        push(record("dense", "1", seed, 0.0, &out, t), &mut runs);
+        let scores = all_scores(
+            &data,
+            &x,
+            &dense_model,
+            &prop_full,
+            &p.split.train,
+            cfg.er_projections,
+            seed,
+        )?;
+        for &keep in &cfg.baseline_keeps {
+            let mut masks = vec![("random".to_string(), random_mask(&data.graph, keep, seed))];
+            for (c, s) in Criterion::ALL.iter().zip(&scores) {
+                masks.push((c.name().to_string(), global_top_mask(s, keep)));
+            }
+            for (name, mask) in masks {
+                let (pat, _) = pattern_from_mask(&data.graph, &mask)?;
+                let prop = Arc::new(Propagation::new(cfg.model, pat)?);
+                let (_, out, t) =
+                    train_fixed(&p, cfg.model, prop, &cfg.train, seed, cfg.timing_reps)?;
+                push(
+                    record(&name, &format!("{keep}"), seed, sparsity_of(&mask), &out, t),
+                    &mut runs,
+                );
+            }
+        }
+        let mut variants = vec![("mog", cfg.mog.clone())];
+        for levels in &cfg.extra_level_sets {
+            variants.push((
+                "mog",
+                MogConfig {
+                    keep_levels: levels.clone(),
+                    ..cfg.mog.clone()
+                },
+            ));
+        }
+        if cfg.ablation {
+            variants.push((
+                "mog_score_average",
+                MogConfig {
+                    mix: MixMode::ScoreAverage,
+                    ..cfg.mog.clone()
+                },
+            ));
+        }
+        for (name, mog) in variants {
+            let (out, sp, t, _) = train_mog(
+                &data,
+                &x,
+                &p.split,
+                cfg.model,
+                &scores,
+                &mog,
+                &cfg.train,
+                seed,
+                cfg.timing_reps,
+            )?;
+            push(
+                record(name, &level_label(&mog.keep_levels), seed, sp, &out, t),
+                &mut runs,
+            );
+        }
+    }
+    let summary = summarise(&runs);
+    let find = |m: &str, l: &str| {
+        summary
+            .iter()
+            .find(|r| r.method == m && r.level == l)
+            .cloned()
+    };
+    let dense = find("dense", "1");
+    let mog = find("mog", &level_label(&cfg.mog.keep_levels));
+    let (dense_accuracy, dense_accuracy_std, dense_t) = dense.map_or((0.0, 0.0, 0.0), |r| {
+        (r.accuracy_mean, r.accuracy_std, r.inference_seconds)
+    });
+    let (mog_accuracy, mog_accuracy_std, sparsity, mog_t) = mog.map_or((0.0, 0.0, 0.0, 0.0), |r| {
+        (
+            r.accuracy_mean,
+            r.accuracy_std,
+            r.sparsity,
+            r.inference_seconds,
+        )
+    });
+    Ok(MogResult {
+        dataset: data.name.clone(),
+        model: cfg.model,
+        nodes: data.graph.n,
+        edges: data.graph.num_directed_edges(),
+        dense_accuracy,
+        dense_accuracy_std,
+        mog_accuracy,
+        mog_accuracy_std,
+        sparsity,
+        inference_speedup: if mog_t > 0.0 { dense_t / mog_t } else { 0.0 },
+        summary,
+        runs,
+        config: cfg.clone(),
+    })
+}
+
+fn record(
+    method: &str,
+    level: &str,
+    seed: u64,
+    sparsity: f64,
+    out: &gnn::TrainOutcome,
+    t: f64,
+) -> RunRecord {
+    RunRecord {
+        method: method.into(),
+        level: level.into(),
+        seed,
+        sparsity,
+        test_accuracy: out.test_accuracy,
+        val_accuracy: out.val_accuracy,
+        inference_seconds: t,
+        train_seconds: out.train_seconds,
+    }
+}
+
+/// Mean ± std per (method, level), in first-seen order.
+pub fn summarise(runs: &[RunRecord]) -> Vec<SummaryRow> {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for r in runs {
+        let k = (r.method.clone(), r.level.clone());
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys.into_iter()
+        .map(|(method, level)| {
+            let rs: Vec<&RunRecord> = runs
+                .iter()
+                .filter(|r| r.method == method && r.level == level)
+                .collect();
+            let n = rs.len() as f64;
+            let mean = |f: &dyn Fn(&RunRecord) -> f64| rs.iter().map(|r| f(r)).sum::<f64>() / n;
+            let acc = mean(&|r| r.test_accuracy);
+            let var = if rs.len() > 1 {
+                rs.iter()
+                    .map(|r| (r.test_accuracy - acc).powi(2))
+                    .sum::<f64>()
+                    / (n - 1.0)
+            } else {
+                0.0
+            };
+            SummaryRow {
+                sparsity: mean(&|r| r.sparsity),
+                accuracy_mean: acc,
+                accuracy_std: var.sqrt(),
+                inference_seconds: mean(&|r| r.inference_seconds),
+                runs: rs.len(),
+                method,
+                level,
+            }
+        })
+        .collect()
+}
+
+/// Settings of `tessera bench graph`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchConfig {
+    /// SBM nodes for the accuracy + speed comparison.
+    pub nodes: usize,
+    /// Average degree.
+    pub degree: f64,
+    /// Backbone.
+    pub model: ModelKind,
+    /// Training settings.
+    pub train: TrainConfig,
+    /// MoG settings.
+    pub mog: MogConfig,
+    /// Node counts for the scaling curve (inference only).
+    pub scaling_nodes: Vec<usize>,
+    /// Timing repetitions.
+    pub reps: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// One point of the scaling curve.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalingPoint {
+    /// Nodes.
+    pub nodes: usize,
+    /// Directed edges of the dense graph.
+    pub dense_edges: usize,
+    /// Directed edges after sparsification.
+    pub sparse_edges: usize,
+    /// Dense inference seconds.
+    pub dense_seconds: f64,
+    /// Sparse inference seconds.
+    pub sparse_seconds: f64,
+    /// Ratio.
+    pub speedup: f64,
+}
+
+/// Result of [`run_bench`].
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    /// Graph.
+    pub dataset: String,
+    /// Nodes.
+    pub nodes: usize,
+    /// Directed edges.
+    pub edges: usize,
+    /// Dense test accuracy.
+    pub dense_accuracy: f64,
+    /// MoG test accuracy.
+    pub mog_accuracy: f64,
+    /// Accuracy change in points (MoG − dense).
+    pub accuracy_delta_points: f64,
+    /// MoG sparsity.
+    pub sparsity: f64,
+    /// Dense inference seconds (median).
+    pub dense_inference_seconds: f64,
+    /// MoG-graph inference seconds (median).
+    pub mog_inference_seconds: f64,
+    /// Dense / MoG.
+    pub inference_speedup: f64,
+    /// Seconds spent routing + mixing during MoG training.
+    pub mog_mix_seconds: f64,
+    /// Seconds of dense / MoG training.
+    pub dense_train_seconds: f64,
+    /// MoG training seconds (including mixing).
+    pub mog_train_seconds: f64,
+    /// Time vs edges.
+    pub scaling: Vec<ScalingPoint>,
+    /// Settings.
+    pub config: BenchConfig,
+}
+
+/// MoG vs dense on an SBM graph (accuracy + inference time), then inference time vs graph size.
+pub fn run_bench(cfg: &BenchConfig, log: &mut dyn FnMut(&str)) -> Result<BenchResult> {
+    let sbm = SbmConfig {
+        nodes: cfg.nodes,
+        avg_degree: cfg.degree,
+        ..SbmConfig::default()
+    };
+    let t = std::time::Instant::now();
+    let d = Dataset::sbm(&sbm, cfg.seed)?;
+    log(&format!(
+        "generated {} ({} directed edges) in {:.1}s",
+        d.name,
+        d.graph.num_directed_edges(),
+        t.elapsed().as_secs_f64()
+    ));
+    let x = gnn::feature_input(&d)?;
+    let split = d.standard_split(cfg.seed);
+    let prop_full = Arc::new(Propagation::new(cfg.model, gnn::full_pattern(&d.graph)?)?);
+    let p = Prepared {
+        d: &d,
+        x: x.clone(),
+        split: split.clone(),
+    };
+    let (dense_model, dense, dense_t) = train_fixed(
+        &p,
+        cfg.model,
+        prop_full.clone(),
+        &cfg.train,
+        cfg.seed,
+        cfg.reps,
+    )?;
+    log(&format!(
+        "dense: test {:.4}, {} epochs in {:.1}s, inference {:.4}s",
+        dense.test_accuracy, dense.epochs, dense.train_seconds, dense_t
+    ));
+    let t = std::time::Instant::now();
+    let scores = all_scores(&d, &x, &dense_model, &prop_full, &split.train, 16, cfg.seed)?;
+    log(&format!("criteria in {:.1}s", t.elapsed().as_secs_f64()));
+    let (mog, sparsity, mog_t, mix_s) = train_mog(
+        &d, &x, &split, cfg.model, &scores, &cfg.mog, &cfg.train, cfg.seed, cfg.reps,
+    )?;
+    log(&format!(
+        "mog: test {:.4}, sparsity {:.3}, {} epochs in {:.1}s (mixing {:.1}s), inference {:.4}s",
+        mog.test_accuracy, sparsity, mog.epochs, mog.train_seconds, mix_s, mog_t
+    ));
+    drop(scores);
+    let keep = 1.0 - sparsity;
+    let mut scaling = Vec::new();
+    for &n in &cfg.scaling_nodes {
+        let g = Dataset::sbm(
+            &SbmConfig {
+                nodes: n,
+                avg_degree: cfg.degree,
+                ..SbmConfig::default()
+            },
+            cfg.seed,
+        )?;
+        let xg = gnn::feature_input(&g)?;
+        let mut ps = Params::new(cfg.seed);
+        let model = Gnn::new(
+            cfg.model,
+            &mut ps,
+            &[g.num_features, cfg.train.hidden, g.num_classes],
+            0.0,
+        )?;
+        let dense_p = Propagation::new(cfg.model, gnn::full_pattern(&g.graph)?)?;
+        let dt = gnn::time_inference(&model, &xg, &dense_p, None, cfg.reps.min(5))?;
+        drop(dense_p);
+        // Sparse graph at MoG's measured keep ratio, chosen per node by one MoG expert (edge degree).
+        let mask = local_top_mask(&g.graph, &criteria::edge_degree(&g.graph), keep);
+        let (pat, _) = pattern_from_mask(&g.graph, &mask)?;
+        let sparse_edges = pat.nnz();
+        let sparse_p = Propagation::new(cfg.model, pat)?;
+        let ones = candle_core::Tensor::ones(
+            sparse_edges,
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        )?;
+        let st = gnn::time_inference(&model, &xg, &sparse_p, Some(&ones), cfg.reps.min(5))?;
+        let pt = ScalingPoint {
+            nodes: n,
+            dense_edges: g.graph.num_directed_edges(),
+            sparse_edges,
+            dense_seconds: dt,
+            sparse_seconds: st,
+            speedup: dt / st,
+        };
+        log(&format!(
+            "scaling n={n}: dense {:.4}s ({} edges) vs sparse {:.4}s ({} edges): {:.2}x",
+            dt, pt.dense_edges, st, sparse_edges, pt.speedup
+        ));
+        scaling.push(pt);
+    }
+    Ok(BenchResult {
+        dataset: d.name.clone(),
+        nodes: d.graph.n,
+        edges: d.graph.num_directed_edges(),
+        dense_accuracy: dense.test_accuracy,
+        mog_accuracy: mog.test_accuracy,
+        accuracy_delta_points: 100.0 * (mog.test_accuracy - dense.test_accuracy),
+        sparsity,
+        dense_inference_seconds: dense_t,
+        mog_inference_seconds: mog_t,
+        inference_speedup: dense_t / mog_t,
+        mog_mix_seconds: mix_s,
+        dense_train_seconds: dense.train_seconds,
+        mog_train_seconds: mog.train_seconds,
+        scaling,
+        config: cfg.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_have_requested_sizes() {
+        let g = Graph::from_edges(5, &[(0, 1), (1, 2), (2, 3), (3, 4), (4, 0), (0, 2)]).unwrap();
+        let rev = reverse_edges(&g);
+        for (e, &r) in rev.iter().enumerate() {
+            assert_eq!(rev[r as usize] as usize, e);
+        }
+        let m = random_mask(&g, 0.5, 1);
+        for (e, &r) in rev.iter().enumerate() {
+            assert_eq!(m[e], m[r as usize]);
+        }
+        let s: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        assert_eq!(global_top_mask(&s, 0.5).iter().filter(|&&k| k).count(), 6);
+        assert!(local_top_mask(&g, &s, 0.01).iter().filter(|&&k| k).count() == 5);
+    }
+}
