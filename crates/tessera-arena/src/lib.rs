@@ -11,6 +11,9 @@ pub mod agents;
 pub mod error;
 pub mod game;
 pub mod games;
+pub mod metrics;
+pub mod report;
+pub mod tournament;
 
 pub use error::{ArenaError, Result};
 pub use game::{Action, Game, Turn};
