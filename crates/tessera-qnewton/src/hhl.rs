@@ -11,7 +11,8 @@
 //! 3. Inverse quantum Fourier transform on the clock (a dense `2^{n_c}` unitary).
 //! 4. Controlled rotation: for clock value `m` with eigenvalue estimate `λ̃(m) = 2πm/(t·2^{n_c})` (signed when `A`
 //!    is indefinite: `m ≥ 2^{n_c−1}` means `m − 2^{n_c}`), `RY` on the ancilla with `sin(θ/2) = C/λ̃`,
-//!    `C = 2π/(t·2^{n_c})` (the smallest representable eigenvalue); `m = 0` is left unrotated.
+//!    `C` = the largest clock-grid value `2πk/(t·2^{n_c})` not above `min|λ|` (at least one grid step; knowing a
+//!    lower bound on the spectrum is the usual HHL assumption); `|C/λ̃|` is clamped to 1; `m = 0` is left unrotated.
 //! 5. Uncomputation: QFT, controlled-`U^{−2^j}`, Hadamards.
 //! 6. Post-selection on ancilla = 1 and clock = 0 leaves the system register ∝ `A⁻¹|b⟩`.
 //!
@@ -215,7 +216,10 @@ pub fn hhl_solve(a: &Mat<f64>, b: &[f64], cfg: &HhlConfig) -> Result<HhlResult> 
     }
     circ.clock_unitary(&qft_matrix(cd, true));
     // Controlled rotation on the ancilla.
-    let c_const = std::f64::consts::TAU / (t * cd as f64);
+    // C: the largest clock-grid eigenvalue not above min|λ| (at least one grid step), so C/λ̃ ≤ 1 on the peaks and
+    // the success probability scales like 1/κ² instead of shrinking with every extra clock qubit.
+    let grid = std::f64::consts::TAU / (t * cd as f64);
+    let c_const = grid * (min_abs / grid).floor().max(1.0);
     for m in 1..cd {
         let mm = if signed && m >= cd / 2 {
             m as f64 - cd as f64
@@ -314,9 +318,16 @@ pub fn random_symmetric(dim: usize, kappa: f64, indefinite: bool, seed: u64) -> 
         .collect();
     let u = q.U();
     // Compute the upper triangle once and mirror it, so the result is exactly symmetric.
-    let entry = |i: usize, j: usize| -> f64 { (0..dim).map(|k| u[(i, k)] * lam[k] * u[(j, k)]).sum() };
+    let entry =
+        |i: usize, j: usize| -> f64 { (0..dim).map(|k| u[(i, k)] * lam[k] * u[(j, k)]).sum() };
     let upper = Mat::from_fn(dim, dim, |i, j| if i <= j { entry(i, j) } else { 0.0 });
-    Ok(Mat::from_fn(dim, dim, |i, j| if i <= j { upper[(i, j)] } else { upper[(j, i)] }))
+    Ok(Mat::from_fn(dim, dim, |i, j| {
+        if i <= j {
+            upper[(i, j)]
+        } else {
+            upper[(j, i)]
+        }
+    }))
 }
 
 /// A seeded random right-hand side with entries in `[-1, 1]`.

@@ -13,6 +13,7 @@
 //! - [`hessian`]: exact layer-wise Hessian blocks (second-order backprop) and Gauss–Newton;
 //! - [`train`]: the training loops (SGD, Adam, Newton, Q-Newton) and time accounting;
 //! - [`hhl`]: an exact statevector HHL simulation for blocks of order ≤ 16;
+//! - [`experiment`]: the optimiser comparison and HHL sweeps with their reports;
 //! - [`data`], [`mlp`]: datasets and the network.
 #![warn(missing_docs)]
 
@@ -20,6 +21,7 @@ pub mod condition;
 pub mod cost;
 pub mod data;
 pub mod error;
+pub mod experiment;
 pub mod hessian;
 pub mod hhl;
 pub mod mlp;

@@ -84,6 +84,8 @@ pub struct NewtonConfig {
     pub damping: f64,
     /// Fraction `r` of entries kept per row (Q-Newton only; 1 = dense).
     pub sparsity_ratio: f64,
+    /// How pruning masks are symmetrised.
+    pub symmetrize: crate::sparsify::Symmetrize,
     /// Move pruned magnitudes onto the diagonal so the pruned block stays PSD (see [`crate::sparsify`]).
     pub compensate: bool,
     /// Clip each component of Δθ to `±clip`.
@@ -96,6 +98,7 @@ impl Default for NewtonConfig {
             reg_eps: 0.1,
             damping: 1e-6,
             sparsity_ratio: 0.25,
+            symmetrize: crate::sparsify::Symmetrize::Intersection,
             compensate: true,
             clip: 100.0,
         }

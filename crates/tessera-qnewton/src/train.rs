@@ -345,7 +345,12 @@ fn newton_block(
     let scheduled = cfg.optimizer == Optimizer::Qnewton;
     let t0 = Instant::now();
     let (mut a, d) = if scheduled {
-        let s = sparsify_symmetric(&h, cfg.newton.sparsity_ratio, cfg.newton.compensate);
+        let s = sparsify_symmetric(
+            &h,
+            cfg.newton.sparsity_ratio,
+            cfg.newton.symmetrize,
+            cfg.newton.compensate,
+        );
         (s.matrix, s.row_sparsity)
     } else {
         let n = h.nrows();

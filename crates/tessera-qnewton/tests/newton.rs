@@ -2,7 +2,7 @@ use faer::Mat;
 use tessera_qnewton::data::blobs;
 use tessera_qnewton::hhl::{random_rhs, random_symmetric};
 use tessera_qnewton::newton::{regularize, solve_lu, NewtonConfig, StepRule, StepState};
-use tessera_qnewton::sparsify::sparsify_symmetric;
+use tessera_qnewton::sparsify::{sparsify_symmetric, Symmetrize};
 use tessera_qnewton::train::{train, Optimizer, TrainConfig};
 
 #[test]
@@ -21,6 +21,7 @@ fn newton_on_a_quadratic_converges_in_one_step() {
         reg_eps: 0.0,
         damping: 0.0,
         sparsity_ratio: 1.0,
+        symmetrize: Symmetrize::Intersection,
         compensate: false,
         clip: f64::INFINITY,
     };
@@ -42,7 +43,7 @@ fn newton_on_a_quadratic_converges_in_one_step() {
 #[test]
 fn sparsification_is_symmetric_and_keeps_top_entries() {
     let h = random_symmetric(20, 10.0, false, 1).unwrap();
-    let s = sparsify_symmetric(&h, 0.2, false);
+    let s = sparsify_symmetric(&h, 0.2, Symmetrize::Union, false);
     for i in 0..20 {
         assert_eq!(s.matrix[(i, i)], h[(i, i)]);
         for j in 0..20 {
@@ -58,7 +59,17 @@ fn sparsification_is_symmetric_and_keeps_top_entries() {
     }
     assert!(s.row_sparsity >= 4 && s.row_sparsity < 20);
     assert!(s.density < 1.0);
-    let dense = sparsify_symmetric(&h, 1.0, false);
+    let inter = sparsify_symmetric(&h, 0.2, Symmetrize::Intersection, false);
+    assert!(inter.row_sparsity <= 5, "d = {}", inter.row_sparsity);
+    for i in 0..20 {
+        for j in 0..20 {
+            assert_eq!(inter.matrix[(i, j)], inter.matrix[(j, i)]);
+            if inter.matrix[(i, j)] != 0.0 {
+                assert_eq!(s.matrix[(i, j)], h[(i, j)]);
+            }
+        }
+    }
+    let dense = sparsify_symmetric(&h, 1.0, Symmetrize::Intersection, false);
     assert_eq!((&dense.matrix - &h).norm_max(), 0.0);
 }
 
@@ -68,8 +79,8 @@ fn compensated_pruning_keeps_a_psd_block_psd() {
     let g = random_symmetric(30, 50.0, false, 3).unwrap();
     let h = &g * &g;
     let min_eig = |m: &Mat<f64>| m.self_adjoint_eigenvalues(faer::Side::Lower).unwrap()[0];
-    let plain = sparsify_symmetric(&h, 0.1, false);
-    let comp = sparsify_symmetric(&h, 0.1, true);
+    let plain = sparsify_symmetric(&h, 0.1, Symmetrize::Union, false);
+    let comp = sparsify_symmetric(&h, 0.1, Symmetrize::Union, true);
     assert!(
         min_eig(&plain.matrix) < 0.0,
         "expected plain pruning to lose definiteness here"
@@ -78,6 +89,9 @@ fn compensated_pruning_keeps_a_psd_block_psd() {
     // H_pruned − H is PSD: the pruned block dominates the original.
     assert!(min_eig(&(&comp.matrix - &h)) > -1e-12);
     assert_eq!(plain.row_sparsity, comp.row_sparsity);
+    let inter = sparsify_symmetric(&h, 0.1, Symmetrize::Intersection, true);
+    assert!(min_eig(&inter.matrix) > -1e-12);
+    assert!(inter.row_sparsity <= 4);
 }
 
 #[test]
