@@ -85,6 +85,10 @@ impl Cache {
             len: 0,
         }
     }
+    /// The cached `(k, v)` of every layer (usable as a [`Forward::prefix`]), or `None` if a layer is empty.
+    pub fn layer_kv(&self) -> Option<Vec<(Tensor, Tensor)>> {
+        self.kv.iter().cloned().collect()
+    }
 }
 
 /// What the forward pass consumes.
