@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod agents;
+pub mod bench;
 pub mod error;
 pub mod game;
 pub mod games;

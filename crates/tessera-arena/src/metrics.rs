@@ -25,7 +25,11 @@ pub fn match_scores(r: &MatchRecord) -> [f64; 2] {
     if let (Status::Forfeit, Some(f)) = (r.status, &r.forfeit) {
         let mut s = [0.0; 2];
         let other = 1 - f.player;
-        s[other] = if r.game.zero_sum() { 1.0 } else { r.returns[other].max(0.0) };
+        s[other] = if r.game.zero_sum() {
+            1.0
+        } else {
+            r.returns[other].max(0.0)
+        };
         return s;
     }
     if r.game.zero_sum() {
@@ -183,23 +187,37 @@ pub fn bradley_terry(n: usize, games: &[(usize, usize, f64)]) -> Vec<f64> {
     for _ in 0..500 {
         let mut next = p.clone();
         for i in 0..n {
-            let denom: f64 = (0..n).filter(|&j| j != i && count[i][j] > 0.0).map(|j| count[i][j] / (p[i] + p[j])).sum();
+            let denom: f64 = (0..n)
+                .filter(|&j| j != i && count[i][j] > 0.0)
+                .map(|j| count[i][j] / (p[i] + p[j]))
+                .sum();
             if denom > 0.0 {
                 next[i] = wins[i] / denom;
             }
         }
         let lg: f64 = next.iter().map(|x| x.max(1e-300).ln()).sum::<f64>() / n as f64;
-        let diff: f64 = next.iter().zip(&p).map(|(a, b)| (a / lg.exp() - b).abs()).sum();
+        let diff: f64 = next
+            .iter()
+            .zip(&p)
+            .map(|(a, b)| (a / lg.exp() - b).abs())
+            .sum();
         p = next.iter().map(|x| x / lg.exp()).collect();
         if diff < 1e-10 {
             break;
         }
     }
-    p.iter().map(|x| 1500.0 + 400.0 * x.max(1e-300).log10()).collect()
+    p.iter()
+        .map(|x| 1500.0 + 400.0 * x.max(1e-300).log10())
+        .collect()
 }
 
 /// Bootstrap 95% percentile intervals of [`bradley_terry`] over `reps` resamples of the matches.
-pub fn bt_intervals(n: usize, games: &[(usize, usize, f64)], reps: usize, seed: u64) -> Vec<(f64, f64)> {
+pub fn bt_intervals(
+    n: usize,
+    games: &[(usize, usize, f64)],
+    reps: usize,
+    seed: u64,
+) -> Vec<(f64, f64)> {
     use rand::Rng as _;
     let mut rng = tessera_core::rng::derived(seed, "bt-bootstrap");
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); n];
@@ -207,7 +225,9 @@ pub fn bt_intervals(n: usize, games: &[(usize, usize, f64)], reps: usize, seed: 
         return vec![(1500.0, 1500.0); n];
     }
     for _ in 0..reps {
-        let resample: Vec<_> = (0..games.len()).map(|_| games[rng.gen_range(0..games.len())]).collect();
+        let resample: Vec<_> = (0..games.len())
+            .map(|_| games[rng.gen_range(0..games.len())])
+            .collect();
         for (s, r) in samples.iter_mut().zip(bradley_terry(n, &resample)) {
             s.push(r);
         }
@@ -224,8 +244,19 @@ pub fn bt_intervals(n: usize, games: &[(usize, usize, f64)], reps: usize, seed: 
 
 /// Blind-auction regret of `seat` in one finished match (paper §A7).
 pub fn auction_regret(r: &MatchRecord, seat: usize) -> Option<f64> {
-    let values: Vec<f64> = r.moves.iter().filter(|m| m.chance).take(2).map(|m| m.action as f64).collect();
-    let bids: Vec<f64> = r.moves.iter().filter(|m| !m.chance).map(|m| m.action as f64).collect();
+    let values: Vec<f64> = r
+        .moves
+        .iter()
+        .filter(|m| m.chance)
+        .take(2)
+        .map(|m| m.action as f64)
+        .collect();
+    let bids: Vec<f64> = r
+        .moves
+        .iter()
+        .filter(|m| !m.chance)
+        .map(|m| m.action as f64)
+        .collect();
     if values.len() < 2 || bids.len() < 2 {
         return None;
     }
@@ -241,7 +272,12 @@ pub fn auction_regret(r: &MatchRecord, seat: usize) -> Option<f64> {
 
 /// IPD regrets of `seat` summed over rounds, and the number of rounds (paper §A7).
 pub fn ipd_regret(r: &MatchRecord, seat: usize) -> (f64, usize) {
-    let decisions: Vec<u16> = r.moves.iter().filter(|m| !m.chance).map(|m| m.action).collect();
+    let decisions: Vec<u16> = r
+        .moves
+        .iter()
+        .filter(|m| !m.chance)
+        .map(|m| m.action)
+        .collect();
     let mut total = 0.0;
     let mut rounds = 0;
     for pair in decisions.chunks_exact(2) {
@@ -256,15 +292,29 @@ pub fn ipd_regret(r: &MatchRecord, seat: usize) -> (f64, usize) {
     (total, rounds)
 }
 
-fn board(game: Option<GameId>, records: &[&MatchRecord], seed: u64, bootstrap: usize) -> Leaderboard {
-    let mut names: Vec<String> = records.iter().flat_map(|r| r.seats.iter().cloned()).collect();
+fn board(
+    game: Option<GameId>,
+    records: &[&MatchRecord],
+    seed: u64,
+    bootstrap: usize,
+) -> Leaderboard {
+    let mut names: Vec<String> = records
+        .iter()
+        .flat_map(|r| r.seats.iter().cloned())
+        .collect();
     names.sort();
     names.dedup();
     let idx = |s: &str| names.iter().position(|n| n == s).unwrap_or(0);
     let n = names.len();
     let mut pairs: BTreeMap<(usize, usize), PairStats> = BTreeMap::new();
     let mut results = Vec::new();
-    let mut stats: Vec<AgentStats> = names.iter().map(|a| AgentStats { agent: a.clone(), ..Default::default() }).collect();
+    let mut stats: Vec<AgentStats> = names
+        .iter()
+        .map(|a| AgentStats {
+            agent: a.clone(),
+            ..Default::default()
+        })
+        .collect();
     let mut regret_acc = vec![(0.0, 0usize); n];
     for r in records {
         let s = match_scores(r);
@@ -310,12 +360,24 @@ fn board(game: Option<GameId>, records: &[&MatchRecord], seed: u64, bootstrap: u
     let bt = bradley_terry(n, &results);
     let ci = bt_intervals(n, &results, bootstrap, seed);
     for (i, st) in stats.iter_mut().enumerate() {
-        let opp: Vec<f64> = pairs.iter().filter(|((a, _), _)| *a == i).map(|(_, p)| nra(p.score, p.opponent_score)).collect();
-        st.nra = if opp.is_empty() { 0.0 } else { opp.iter().sum::<f64>() / opp.len() as f64 };
+        let opp: Vec<f64> = pairs
+            .iter()
+            .filter(|((a, _), _)| *a == i)
+            .map(|(_, p)| nra(p.score, p.opponent_score))
+            .collect();
+        st.nra = if opp.is_empty() {
+            0.0
+        } else {
+            opp.iter().sum::<f64>() / opp.len() as f64
+        };
         st.elo = elo[i];
         st.bt = bt[i];
         st.bt_ci = ci[i];
-        st.forfeit_rate = if st.matches > 0 { st.forfeits as f64 / st.matches as f64 } else { 0.0 };
+        st.forfeit_rate = if st.matches > 0 {
+            st.forfeits as f64 / st.matches as f64
+        } else {
+            0.0
+        };
         st.regret = (regret_acc[i].1 > 0).then(|| regret_acc[i].0 / regret_acc[i].1 as f64);
     }
     stats.sort_by(|a, b| b.nra.total_cmp(&a.nra).then(b.bt.total_cmp(&a.bt)));
@@ -326,7 +388,11 @@ fn board(game: Option<GameId>, records: &[&MatchRecord], seed: u64, bootstrap: u
             (names[a].clone(), names[b].clone(), p)
         })
         .collect();
-    Leaderboard { game, agents: stats, pairs }
+    Leaderboard {
+        game,
+        agents: stats,
+        pairs,
+    }
 }
 
 /// Computes every metric over scored match records (see [`crate::tournament::scored`]).
@@ -336,21 +402,43 @@ pub fn compute(records: &[MatchRecord], seed: u64, bootstrap: usize) -> Metrics 
     games.dedup();
     let boards: Vec<Leaderboard> = games
         .iter()
-        .map(|&g| board(Some(g), &records.iter().filter(|r| r.game == g).collect::<Vec<_>>(), seed, bootstrap))
+        .map(|&g| {
+            board(
+                Some(g),
+                &records.iter().filter(|r| r.game == g).collect::<Vec<_>>(),
+                seed,
+                bootstrap,
+            )
+        })
         .collect();
     let mut overall = board(None, &records.iter().collect::<Vec<_>>(), seed, bootstrap);
     // Overall NRA = mean over games of the per-game NRA (the paper averages per-game NRA).
     for st in &mut overall.agents {
-        let per_game: Vec<f64> = boards.iter().filter_map(|b| b.agents.iter().find(|a| a.agent == st.agent)).map(|a| a.nra).collect();
-        st.nra = if per_game.is_empty() { 0.0 } else { per_game.iter().sum::<f64>() / per_game.len() as f64 };
+        let per_game: Vec<f64> = boards
+            .iter()
+            .filter_map(|b| b.agents.iter().find(|a| a.agent == st.agent))
+            .map(|a| a.nra)
+            .collect();
+        st.nra = if per_game.is_empty() {
+            0.0
+        } else {
+            per_game.iter().sum::<f64>() / per_game.len() as f64
+        };
         st.regret = None;
     }
     overall.agents.sort_by(|a, b| b.nra.total_cmp(&a.nra));
     let mut error_profile: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for r in records {
         if let Some(f) = &r.forfeit {
-            let kind = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-            *error_profile.entry(f.agent.clone()).or_default().entry(kind).or_default() += 1;
+            let kind = serde_json::to_value(f.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            *error_profile
+                .entry(f.agent.clone())
+                .or_default()
+                .entry(kind)
+                .or_default() += 1;
         }
     }
     let completed = records.iter().filter(|r| r.status == Status::Ok).count();
@@ -358,7 +446,11 @@ pub fn compute(records: &[MatchRecord], seed: u64, bootstrap: usize) -> Metrics 
         games: boards,
         overall,
         matches: records.len(),
-        completion_rate: if records.is_empty() { 0.0 } else { completed as f64 / records.len() as f64 },
+        completion_rate: if records.is_empty() {
+            0.0
+        } else {
+            completed as f64 / records.len() as f64
+        },
         error_profile,
     }
 }
@@ -377,7 +469,9 @@ mod tests {
 
     #[test]
     fn elo_and_bt_rank_the_stronger_player_first() {
-        let games: Vec<(usize, usize, f64)> = (0..40).map(|i| if i % 4 == 0 { (1, 0, 1.0) } else { (0, 1, 1.0) }).collect();
+        let games: Vec<(usize, usize, f64)> = (0..40)
+            .map(|i| if i % 4 == 0 { (1, 0, 1.0) } else { (0, 1, 1.0) })
+            .collect();
         let e = elo(2, &games, 50, 1);
         assert!(e[0] > e[1] && ((e[0] + e[1]) / 2.0 - 1500.0).abs() < 1e-6);
         let bt = bradley_terry(2, &games);
@@ -390,7 +484,12 @@ mod tests {
     #[test]
     fn regret_follows_the_paper() {
         use crate::tournament::MoveRecord;
-        let mv = |player: Option<usize>, action: u16| MoveRecord { player, chance: player.is_none(), action, label: String::new() };
+        let mv = |player: Option<usize>, action: u16| MoveRecord {
+            player,
+            chance: player.is_none(),
+            action,
+            label: String::new(),
+        };
         let mut r = MatchRecord {
             key: "k".into(),
             game: GameId::BlindAuction,
@@ -410,7 +509,14 @@ mod tests {
         assert_eq!(auction_regret(&r, 0), Some(3.0));
         assert_eq!(auction_regret(&r, 1), Some(0.0));
         r.game = GameId::PrisonersDilemma;
-        r.moves = vec![mv(Some(0), 0), mv(Some(1), 1), mv(None, 0), mv(Some(0), 0), mv(Some(1), 0), mv(None, 1)];
+        r.moves = vec![
+            mv(Some(0), 0),
+            mv(Some(1), 1),
+            mv(None, 0),
+            mv(Some(0), 0),
+            mv(Some(1), 0),
+            mv(None, 1),
+        ];
         assert_eq!(ipd_regret(&r, 0), (3.0, 2));
         assert_eq!(ipd_regret(&r, 1), (2.0, 2));
     }

@@ -9,7 +9,14 @@ fn f(x: f64, d: usize) -> String {
 }
 
 fn board_table(r: &mut Report, b: &Leaderboard, regret: bool) {
-    let mut header = vec!["agent", "NRA (mean vs opponents)", "Elo", "Bradley–Terry [95% CI]", "matches", "forfeit rate"];
+    let mut header = vec![
+        "agent",
+        "NRA (mean vs opponents)",
+        "Elo",
+        "Bradley–Terry [95% CI]",
+        "matches",
+        "forfeit rate",
+    ];
     if regret {
         header.push("regret");
     }
@@ -41,7 +48,13 @@ pub fn nra_matrix(m: &Metrics) -> (Vec<String>, Vec<Vec<String>>) {
     for b in &m.games {
         let mut row = vec![b.game.map(|g| g.id().to_string()).unwrap_or_default()];
         for a in &agents {
-            row.push(b.agents.iter().find(|x| &x.agent == a).map(|x| f(x.nra, 3)).unwrap_or_else(|| "–".into()));
+            row.push(
+                b.agents
+                    .iter()
+                    .find(|x| &x.agent == a)
+                    .map(|x| f(x.nra, 3))
+                    .unwrap_or_else(|| "–".into()),
+            );
         }
         rows.push(row);
     }
@@ -51,8 +64,15 @@ pub fn nra_matrix(m: &Metrics) -> (Vec<String>, Vec<Vec<String>>) {
     (agents, rows)
 }
 
-/// Builds the report and writes `report.md`, `leaderboard.svg` and `nra_by_game.svg` into `dir`.
-pub fn write_report(m: &Metrics, dir: &Path, title: &str, intro: &str) -> Result<Report> {
+/// Builds the report and writes `report.md`, `leaderboard.svg` and `nra_by_game.svg` into `dir`; image links
+/// are `img_prefix` + file name (empty when the report sits beside the plots).
+pub fn write_report(
+    m: &Metrics,
+    dir: &Path,
+    title: &str,
+    intro: &str,
+    img_prefix: &str,
+) -> Result<Report> {
     let mut r = Report::new(title);
     r.para(intro);
     r.para(&format!(
@@ -66,22 +86,63 @@ pub fn write_report(m: &Metrics, dir: &Path, title: &str, intro: &str) -> Result
     header.extend(agents.iter().map(|s| s.as_str()));
     r.subsection("NRA per game");
     r.table(&header, &rows);
-    let bars: Vec<(String, f64)> = m.overall.agents.iter().map(|a| (a.agent.clone(), a.nra)).collect();
-    bar_plot_svg(dir.join("leaderboard.svg"), "Mean NRA over games", "NRA", &bars)?;
-    r.image("overall leaderboard", "leaderboard.svg");
+    let bars: Vec<(String, f64)> = m
+        .overall
+        .agents
+        .iter()
+        .map(|a| (a.agent.clone(), a.nra))
+        .collect();
+    bar_plot_svg(
+        dir.join("leaderboard.svg"),
+        "Mean NRA over games",
+        "NRA",
+        &bars,
+    )?;
+    r.image(
+        "overall leaderboard",
+        &format!("{img_prefix}leaderboard.svg"),
+    );
     if let Some(best) = m.overall.agents.first() {
         let per_game: Vec<(String, f64)> = m
             .games
             .iter()
-            .filter_map(|b| b.agents.iter().find(|a| a.agent == best.agent).map(|a| (b.game.map(|g| g.id()).unwrap_or("?").to_string(), a.nra)))
+            .filter_map(|b| {
+                b.agents
+                    .iter()
+                    .find(|a| a.agent == best.agent)
+                    .map(|a| (b.game.map(|g| g.id()).unwrap_or("?").to_string(), a.nra))
+            })
             .collect();
-        bar_plot_svg(dir.join("nra_by_game.svg"), &format!("NRA of {} per game", best.agent), "NRA", &per_game)?;
-        r.image("NRA per game of the top agent", "nra_by_game.svg");
+        bar_plot_svg(
+            dir.join("nra_by_game.svg"),
+            &format!("NRA of {} per game", best.agent),
+            "NRA",
+            &per_game,
+        )?;
+        r.image(
+            "NRA per game of the top agent",
+            &format!("{img_prefix}nra_by_game.svg"),
+        );
     }
     for b in &m.games {
         let Some(g) = b.game else { continue };
-        r.section(&format!("{} ({})", g.id(), if g.zero_sum() { "zero-sum: fs = 1/0.5/0" } else { "general-sum: fs = reward" }));
-        board_table(&mut r, b, matches!(g, crate::GameId::BlindAuction | crate::GameId::PrisonersDilemma));
+        r.section(&format!(
+            "{} ({})",
+            g.id(),
+            if g.zero_sum() {
+                "zero-sum: fs = 1/0.5/0"
+            } else {
+                "general-sum: fs = reward"
+            }
+        ));
+        board_table(
+            &mut r,
+            b,
+            matches!(
+                g,
+                crate::GameId::BlindAuction | crate::GameId::PrisonersDilemma
+            ),
+        );
         let rows: Vec<Vec<String>> = b
             .pairs
             .iter()
@@ -96,7 +157,10 @@ pub fn write_report(m: &Metrics, dir: &Path, title: &str, intro: &str) -> Result
                 ]
             })
             .collect();
-        r.table(&["agent", "opponent", "NRA", "W/D/L", "Σfs", "forfeits"], &rows);
+        r.table(
+            &["agent", "opponent", "NRA", "W/D/L", "Σfs", "forfeits"],
+            &rows,
+        );
     }
     r.section("Error profile (forfeits by kind)");
     if m.error_profile.is_empty() {
@@ -105,7 +169,11 @@ pub fn write_report(m: &Metrics, dir: &Path, title: &str, intro: &str) -> Result
         let rows: Vec<Vec<String>> = m
             .error_profile
             .iter()
-            .flat_map(|(a, kinds)| kinds.iter().map(move |(k, n)| vec![a.clone(), k.clone(), n.to_string()]))
+            .flat_map(|(a, kinds)| {
+                kinds
+                    .iter()
+                    .map(move |(k, n)| vec![a.clone(), k.clone(), n.to_string()])
+            })
             .collect();
         r.table(&["agent", "kind", "forfeits"], &rows);
     }

@@ -39,7 +39,15 @@ pub struct TournamentConfig {
 impl TournamentConfig {
     /// Defaults: 50 matches, seed 0, 1 match at a time.
     pub fn new(games: Vec<GameId>, agents: Vec<String>) -> Self {
-        TournamentConfig { games, agents, matches: 50, seed: 0, parallel: 1, llm: LlmOptions::default(), backends: None }
+        TournamentConfig {
+            games,
+            agents,
+            matches: 50,
+            seed: 0,
+            parallel: 1,
+            llm: LlmOptions::default(),
+            backends: None,
+        }
     }
 }
 
@@ -120,12 +128,24 @@ pub struct MatchRecord {
 type BackendMap = HashMap<String, Arc<dyn ChatBackend>>;
 
 /// Plays one match between `seats[0]` and `seats[1]` with `seed`.
-pub fn play_match(game: GameId, seats: [&AgentSpec; 2], seat_names: [&str; 2], seed: u64, backends: &BackendMap, opts: &LlmOptions) -> Result<MatchRecord> {
+pub fn play_match(
+    game: GameId,
+    seats: [&AgentSpec; 2],
+    seat_names: [&str; 2],
+    seed: u64,
+    backends: &BackendMap,
+    opts: &LlmOptions,
+) -> Result<MatchRecord> {
     let t0 = std::time::Instant::now();
     let mut agents = Vec::with_capacity(2);
     for p in 0..2 {
         let b = backends.get(seat_names[p]).cloned();
-        agents.push(seats[p].build(game, tessera_core::rng::derive_seed(seed, &format!("seat{p}")), b, opts)?);
+        agents.push(seats[p].build(
+            game,
+            tessera_core::rng::derive_seed(seed, &format!("seat{p}")),
+            b,
+            opts,
+        )?);
     }
     let mut chance_rng = tessera_core::rng::derived(seed, "chance");
     let mut g = game.initial();
@@ -147,7 +167,10 @@ pub fn play_match(game: GameId, seats: [&AgentSpec; 2], seat_names: [&str; 2], s
     let push_trace = |rec: &mut MatchRecord, p: usize, t: Option<LlmTrace>| {
         if let Some(t) = t {
             rec.retries[p] += t.retries;
-            rec.llm.push((rec.moves.len(), serde_json::to_value(&t).unwrap_or_default()));
+            rec.llm.push((
+                rec.moves.len(),
+                serde_json::to_value(&t).unwrap_or_default(),
+            ));
         }
     };
     loop {
@@ -155,19 +178,38 @@ pub fn play_match(game: GameId, seats: [&AgentSpec; 2], seat_names: [&str; 2], s
             Turn::Terminal => break,
             Turn::Chance => {
                 let a = g.sample_chance(&mut chance_rng);
-                rec.moves.push(MoveRecord { player: None, chance: true, action: a, label: g.chance_label(a) });
+                rec.moves.push(MoveRecord {
+                    player: None,
+                    chance: true,
+                    action: a,
+                    label: g.chance_label(a),
+                });
                 g.apply(a);
             }
             Turn::Player(p) => match agents[p].act(&g, p) {
                 Ok(d) => {
                     push_trace(&mut rec, p, d.trace);
-                    rec.moves.push(MoveRecord { player: Some(p), chance: false, action: d.action, label: g.action_label(d.action) });
+                    rec.moves.push(MoveRecord {
+                        player: Some(p),
+                        chance: false,
+                        action: d.action,
+                        label: g.action_label(d.action),
+                    });
                     g.apply(d.action);
                 }
-                Err(AgentFailure::Forfeit { kind, detail, trace }) => {
+                Err(AgentFailure::Forfeit {
+                    kind,
+                    detail,
+                    trace,
+                }) => {
                     push_trace(&mut rec, p, trace);
                     rec.status = Status::Forfeit;
-                    rec.forfeit = Some(Forfeit { player: p, agent: seat_names[p].to_string(), kind, detail });
+                    rec.forfeit = Some(Forfeit {
+                        player: p,
+                        agent: seat_names[p].to_string(),
+                        kind,
+                        detail,
+                    });
                     break;
                 }
                 Err(AgentFailure::Infrastructure(e)) => {
@@ -213,7 +255,12 @@ pub fn schedule(cfg: &TournamentConfig, specs: &[AgentSpec]) -> (Vec<Job>, Vec<S
                 }
                 for m in 0..cfg.matches {
                     let key = format!("{}|{}|{}|{}", game.id(), cfg.agents[i], cfg.agents[j], m);
-                    jobs.push(Job { game, pair: (i, j), index: m, key });
+                    jobs.push(Job {
+                        game,
+                        pair: (i, j),
+                        index: m,
+                        key,
+                    });
                 }
             }
         }
@@ -227,7 +274,10 @@ pub fn read_records(path: &Path) -> Result<Vec<MatchRecord>> {
         return Ok(Vec::new());
     }
     let text = tessera_core::fsx::read_to_string(path)?;
-    Ok(text.lines().filter_map(|l| serde_json::from_str::<MatchRecord>(l).ok()).collect())
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<MatchRecord>(l).ok())
+        .collect())
 }
 
 /// The last record per key, dropping infrastructure failures (unscored).
@@ -236,7 +286,11 @@ pub fn scored(records: &[MatchRecord]) -> Vec<MatchRecord> {
     for r in records {
         last.insert(&r.key, r);
     }
-    let mut v: Vec<MatchRecord> = last.into_values().filter(|r| r.status != Status::Infrastructure).cloned().collect();
+    let mut v: Vec<MatchRecord> = last
+        .into_values()
+        .filter(|r| r.status != Status::Infrastructure)
+        .cloned()
+        .collect();
     v.sort_by(|a, b| (a.game, &a.key, a.index).cmp(&(b.game, &b.key, b.index)));
     v
 }
@@ -274,14 +328,24 @@ fn resolve_backends(cfg: &TournamentConfig, specs: &[AgentSpec]) -> Result<Backe
 }
 
 /// Runs (or resumes) a tournament writing `out/matches.jsonl`. `on_record` sees each record as it finishes.
-pub fn run_tournament(cfg: &TournamentConfig, out: &Path, on_record: &(dyn Fn(&MatchRecord) + Sync)) -> Result<RunSummary> {
+pub fn run_tournament(
+    cfg: &TournamentConfig,
+    out: &Path,
+    on_record: &(dyn Fn(&MatchRecord) + Sync),
+) -> Result<RunSummary> {
     if cfg.agents.len() < 2 {
-        return Err(ArenaError::Config("a tournament needs at least two agents".into()));
+        return Err(ArenaError::Config(
+            "a tournament needs at least two agents".into(),
+        ));
     }
     if cfg.games.is_empty() {
         return Err(ArenaError::Config("no games given".into()));
     }
-    let specs: Vec<AgentSpec> = cfg.agents.iter().map(|a| AgentSpec::parse(a)).collect::<Result<_>>()?;
+    let specs: Vec<AgentSpec> = cfg
+        .agents
+        .iter()
+        .map(|a| AgentSpec::parse(a))
+        .collect::<Result<_>>()?;
     let mut seen = HashSet::new();
     for a in &cfg.agents {
         if !seen.insert(a) {
@@ -290,7 +354,10 @@ pub fn run_tournament(cfg: &TournamentConfig, out: &Path, on_record: &(dyn Fn(&M
     }
     let backends = resolve_backends(cfg, &specs)?;
     let path = out.join("matches.jsonl");
-    let done: HashSet<String> = scored(&read_records(&path)?).into_iter().map(|r| r.key).collect();
+    let done: HashSet<String> = scored(&read_records(&path)?)
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
     let (jobs, skipped) = schedule(cfg, &specs);
     let pending: Vec<&Job> = jobs.iter().filter(|j| !done.contains(&j.key)).collect();
     let writer = Mutex::new(());
@@ -305,9 +372,20 @@ pub fn run_tournament(cfg: &TournamentConfig, out: &Path, on_record: &(dyn Fn(&M
             .par_iter()
             .map(|job| {
                 let (i, j) = job.pair;
-                let (s0, s1) = if job.index < cfg.matches / 2 { (i, j) } else { (j, i) };
+                let (s0, s1) = if job.index < cfg.matches / 2 {
+                    (i, j)
+                } else {
+                    (j, i)
+                };
                 let seed = tessera_core::rng::derive_seed(cfg.seed, &job.key);
-                let mut rec = play_match(job.game, [&specs[s0], &specs[s1]], [&cfg.agents[s0], &cfg.agents[s1]], seed, &backends, &cfg.llm)?;
+                let mut rec = play_match(
+                    job.game,
+                    [&specs[s0], &specs[s1]],
+                    [&cfg.agents[s0], &cfg.agents[s1]],
+                    seed,
+                    &backends,
+                    &cfg.llm,
+                )?;
                 rec.key = job.key.clone();
                 rec.index = job.index;
                 if rec.status == Status::Infrastructure {
@@ -315,7 +393,9 @@ pub fn run_tournament(cfg: &TournamentConfig, out: &Path, on_record: &(dyn Fn(&M
                 }
                 let line = serde_json::to_string(&rec)?;
                 {
-                    let _guard = writer.lock().map_err(|_| ArenaError::Config("writer lock poisoned".into()))?;
+                    let _guard = writer
+                        .lock()
+                        .map_err(|_| ArenaError::Config("writer lock poisoned".into()))?;
                     tessera_core::fsx::append_line(&path, &line)?;
                 }
                 on_record(&rec);
@@ -346,15 +426,25 @@ mod tests {
     #[test]
     fn records_resume_and_seats_swap() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = TournamentConfig::new(vec![GameId::TicTacToe, GameId::KuhnPoker], vec!["random".into(), "mcts:sims=20".into()]);
+        let mut cfg = TournamentConfig::new(
+            vec![GameId::TicTacToe, GameId::KuhnPoker],
+            vec!["random".into(), "mcts:sims=20".into()],
+        );
         cfg.matches = 4;
         cfg.parallel = 2;
         let s = run_tournament(&cfg, dir.path(), &|_| {}).unwrap();
         assert_eq!((s.scheduled, s.played, s.resumed), (8, 8, 0));
         let recs = read_records(&s.records).unwrap();
         assert_eq!(recs.len(), 8);
-        let ttt: Vec<_> = recs.iter().filter(|r| r.game == GameId::TicTacToe).collect();
-        assert_eq!(ttt.iter().filter(|r| r.seats[0] == "random").count(), 2, "seats swapped at half");
+        let ttt: Vec<_> = recs
+            .iter()
+            .filter(|r| r.game == GameId::TicTacToe)
+            .collect();
+        assert_eq!(
+            ttt.iter().filter(|r| r.seats[0] == "random").count(),
+            2,
+            "seats swapped at half"
+        );
         let kuhn = recs.iter().find(|r| r.game == GameId::KuhnPoker).unwrap();
         assert!(kuhn.moves[0].chance && kuhn.moves[1].chance && !kuhn.moves[2].chance);
         let again = run_tournament(&cfg, dir.path(), &|_| {}).unwrap();
@@ -363,8 +453,15 @@ mod tests {
         let dir2 = tempfile::tempdir().unwrap();
         cfg.parallel = 1;
         run_tournament(&cfg, dir2.path(), &|_| {}).unwrap();
-        let mut a: Vec<_> = recs.iter().map(|r| (r.key.clone(), serde_json::to_string(&r.moves).unwrap())).collect();
-        let mut b: Vec<_> = read_records(&dir2.path().join("matches.jsonl")).unwrap().iter().map(|r| (r.key.clone(), serde_json::to_string(&r.moves).unwrap())).collect();
+        let mut a: Vec<_> = recs
+            .iter()
+            .map(|r| (r.key.clone(), serde_json::to_string(&r.moves).unwrap()))
+            .collect();
+        let mut b: Vec<_> = read_records(&dir2.path().join("matches.jsonl"))
+            .unwrap()
+            .iter()
+            .map(|r| (r.key.clone(), serde_json::to_string(&r.moves).unwrap()))
+            .collect();
         a.sort();
         b.sort();
         assert_eq!(a, b);
@@ -373,27 +470,39 @@ mod tests {
     #[test]
     fn unreachable_backend_is_recorded_as_infrastructure_and_retried() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = TournamentConfig::new(vec![GameId::TicTacToe], vec!["random".into(), "prompt:mock".into()]);
+        let mut cfg = TournamentConfig::new(
+            vec![GameId::TicTacToe],
+            vec!["random".into(), "prompt:mock".into()],
+        );
         cfg.matches = 2;
         let down: BackendFactory = Arc::new(|_s: &str| {
-            Ok(Arc::new(ScriptedBackend::new(vec![Err(BackendError::Infrastructure("connection refused".into()))])) as Arc<dyn ChatBackend>)
+            Ok(Arc::new(ScriptedBackend::new(vec![Err(
+                BackendError::Infrastructure("connection refused".into()),
+            )])) as Arc<dyn ChatBackend>)
         });
         cfg.backends = Some(down);
         let s = run_tournament(&cfg, dir.path(), &|_| {}).unwrap();
         assert_eq!(s.infrastructure_failures, 2);
         assert!(scored(&read_records(&s.records).unwrap()).is_empty());
         // The endpoint is back: the two matches are played again; a garbage answer forfeits (R = 0).
-        let up: BackendFactory = Arc::new(|_s: &str| Ok(Arc::new(ScriptedBackend::single(&["no idea"; 20])) as Arc<dyn ChatBackend>));
+        let up: BackendFactory = Arc::new(|_s: &str| {
+            Ok(Arc::new(ScriptedBackend::single(&["no idea"; 20])) as Arc<dyn ChatBackend>)
+        });
         cfg.backends = Some(up);
         cfg.llm.retries = 0;
         let s = run_tournament(&cfg, dir.path(), &|_| {}).unwrap();
         assert_eq!((s.played, s.infrastructure_failures), (2, 0));
         let recs = scored(&read_records(&s.records).unwrap());
         assert_eq!(recs.len(), 2);
-        assert!(recs.iter().all(|r| r.status == Status::Forfeit && r.forfeit.as_ref().unwrap().agent == "prompt:mock"));
+        assert!(recs
+            .iter()
+            .all(|r| r.status == Status::Forfeit
+                && r.forfeit.as_ref().unwrap().agent == "prompt:mock"));
         // Without a factory, LLM specs fail with a clear error.
         cfg.backends = None;
-        let err = run_tournament(&cfg, dir.path(), &|_| {}).unwrap_err().to_string();
+        let err = run_tournament(&cfg, dir.path(), &|_| {})
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("LLM backends are not available"), "{err}");
         cfg.agents = vec!["random".into(), "alphago".into()];
         assert!(run_tournament(&cfg, dir.path(), &|_| {}).is_err());

@@ -35,6 +35,8 @@ pub struct IsMcts {
     path: Vec<u32>,
     legal: Vec<Action>,
     untried: Vec<Action>,
+    /// Scratch map action -> child index of the node being visited (`NONE` elsewhere), reset after each use.
+    slot: Vec<u32>,
 }
 
 impl IsMcts {
@@ -47,6 +49,7 @@ impl IsMcts {
             path: Vec::new(),
             legal: Vec::new(),
             untried: Vec::new(),
+            slot: vec![NONE; 1 << 16],
         }
     }
 
@@ -108,11 +111,42 @@ impl IsMcts {
                     }
                     Turn::Player(p) => {
                         s.legal_actions(&mut self.legal);
+                        // Map this node's children by action once (O(children)), instead of a scan per action.
+                        let mut c = self.nodes[cur].first_child;
+                        while c != NONE {
+                            let n = &self.nodes[c as usize];
+                            if n.player == p as i8 {
+                                self.slot[n.action as usize] = c;
+                            }
+                            c = n.next_sibling;
+                        }
                         self.untried.clear();
                         for &a in &self.legal {
-                            if self.child(cur, a, p as i8).is_none() {
+                            if self.slot[a as usize] == NONE {
                                 self.untried.push(a);
                             }
+                        }
+                        let mut best = NONE as usize;
+                        let mut best_v = f64::NEG_INFINITY;
+                        if self.untried.is_empty() {
+                            for i in 0..self.legal.len() {
+                                let c = self.slot[self.legal[i] as usize] as usize;
+                                let n = &mut self.nodes[c];
+                                n.avail += 1;
+                                let v = n.total_reward / n.visits.max(1) as f64
+                                    + self.uct_c
+                                        * ((n.avail as f64).ln() / n.visits.max(1) as f64).sqrt();
+                                if v > best_v {
+                                    best_v = v;
+                                    best = c;
+                                }
+                            }
+                        }
+                        let mut c = self.nodes[cur].first_child;
+                        while c != NONE {
+                            let n = &self.nodes[c as usize];
+                            self.slot[n.action as usize] = NONE;
+                            c = n.next_sibling;
                         }
                         if !self.untried.is_empty() {
                             let a = self.untried[rng.gen_range(0..self.untried.len())];
@@ -120,22 +154,6 @@ impl IsMcts {
                             s.apply(a);
                             self.path.push(cur as u32);
                             break;
-                        }
-                        let mut best = NONE as usize;
-                        let mut best_v = f64::NEG_INFINITY;
-                        for i in 0..self.legal.len() {
-                            let Some(c) = self.child(cur, self.legal[i], p as i8) else {
-                                continue;
-                            };
-                            let n = &mut self.nodes[c];
-                            n.avail += 1;
-                            let v = n.total_reward / n.visits.max(1) as f64
-                                + self.uct_c
-                                    * ((n.avail as f64).ln() / n.visits.max(1) as f64).sqrt();
-                            if v > best_v {
-                                best_v = v;
-                                best = c;
-                            }
                         }
                         let a = self.nodes[best].action;
                         s.apply(a);
