@@ -175,10 +175,10 @@ pub fn bradley_terry(n: usize, games: &[(usize, usize, f64)]) -> Vec<f64> {
         count[a][b] += 1.0;
         count[b][a] += 1.0;
     }
-    for a in 0..n {
-        for b in 0..n {
-            if a != b && count[a][b] > 0.0 {
-                count[a][b] += 1.0;
+    for (a, row) in count.iter_mut().enumerate() {
+        for (b, c) in row.iter_mut().enumerate() {
+            if a != b && *c > 0.0 {
+                *c += 1.0;
                 wins[a] += 0.5;
             }
         }

@@ -249,8 +249,8 @@ pub fn schedule(cfg: &TournamentConfig, specs: &[AgentSpec]) -> (Vec<Job>, Vec<S
                 skipped.push(format!("{} does not play {}", cfg.agents[i], game.id()));
                 continue;
             }
-            for j in i + 1..specs.len() {
-                if !specs[j].supports(game) {
+            for (j, spec_j) in specs.iter().enumerate().skip(i + 1) {
+                if !spec_j.supports(game) {
                     continue;
                 }
                 for m in 0..cfg.matches {

@@ -152,7 +152,7 @@ impl LlmAgent {
         trace.attempts.push(Attempt {
             stage: stage.into(),
             messages: messages.to_vec(),
-            outputs: out.as_ref().map(|v| v.clone()).unwrap_or_default(),
+            outputs: out.clone().unwrap_or_default(),
             error: None,
         });
         out

@@ -12,25 +12,13 @@ const FACES: u8 = 6;
 const LIAR: Action = 12;
 
 /// A Liar's Dice position.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct LiarsDice {
     dice: [u8; 2],
     rolled: u8,
     bids: [u8; 12],
     nbids: u8,
     liar_called: bool,
-}
-
-impl Default for LiarsDice {
-    fn default() -> Self {
-        LiarsDice {
-            dice: [0; 2],
-            rolled: 0,
-            bids: [0; 12],
-            nbids: 0,
-            liar_called: false,
-        }
-    }
 }
 
 impl LiarsDice {
@@ -42,7 +30,7 @@ impl LiarsDice {
             ..Default::default()
         }
     }
-    fn to_move(&self) -> usize {
+    fn mover(&self) -> usize {
         self.nbids as usize % 2
     }
     fn last_bid(&self) -> Option<u8> {
@@ -64,12 +52,12 @@ impl Game for LiarsDice {
         } else if self.liar_called {
             Turn::Terminal
         } else {
-            Turn::Player(self.to_move())
+            Turn::Player(self.mover())
         }
     }
     fn legal_actions(&self, out: &mut Vec<Action>) {
         out.clear();
-        if self.turn() != Turn::Player(self.to_move()) {
+        if self.turn() != Turn::Player(self.mover()) {
             return;
         }
         let from = self.last_bid().map(|b| b as Action + 1).unwrap_or(0);
@@ -102,7 +90,7 @@ impl Game for LiarsDice {
         let Some(b) = self.last_bid() else {
             return [0.0, 0.0];
         };
-        let caller = self.to_move();
+        let caller = self.mover();
         let bid_holds = self.count(b % FACES + 1) > b / FACES;
         let loser = if bid_holds { caller } else { 1 - caller };
         let mut r = [1.0, 1.0];

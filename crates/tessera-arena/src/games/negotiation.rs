@@ -88,7 +88,7 @@ impl Negotiation {
     pub fn max_steps(&self) -> u8 {
         self.max_steps
     }
-    fn to_move(&self) -> usize {
+    fn mover(&self) -> usize {
         self.step as usize % 2
     }
     fn worth(&self, player: usize, items: [u8; ITEMS]) -> u32 {
@@ -105,7 +105,7 @@ impl Game for Negotiation {
         } else if self.agreed || self.step >= self.max_steps {
             Turn::Terminal
         } else {
-            Turn::Player(self.to_move())
+            Turn::Player(self.mover())
         }
     }
     fn legal_actions(&self, out: &mut Vec<Action>) {
@@ -166,7 +166,7 @@ impl Game for Negotiation {
             self.agreed = true;
         } else {
             self.proposal = Some(triple(a));
-            self.proposer = self.to_move() as u8;
+            self.proposer = self.mover() as u8;
             self.utterance_turn = true;
         }
     }

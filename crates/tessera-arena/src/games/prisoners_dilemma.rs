@@ -81,8 +81,8 @@ impl Game for PrisonersDilemma {
                 self.totals[0] += PAYOFF[m[0]][m[1]] as u32;
                 self.totals[1] += PAYOFF[m[1]][m[0]] as u32;
                 if self.rounds < 128 {
-                    for p in 0..2 {
-                        self.history[p] |= (m[p] as u128) << self.rounds;
+                    for (h, &mv) in self.history.iter_mut().zip(&m) {
+                        *h |= (mv as u128) << self.rounds;
                     }
                 }
                 self.rounds += 1;
