@@ -183,6 +183,11 @@ pub fn comparison_report(runs: &[LabelledRun], dir: &Path, prefix: &str) -> Resu
                         ""
                     },
                 vs,
+                if x.optimizer == "qnewton" {
+                    fmt_s(x.time.prune + x.time.kappa)
+                } else {
+                    "".into()
+                },
                 format!("{:.4}", x.final_train_loss),
                 format!("{:.3}", x.final_test_acc),
                 if x.optimizer.contains("newton") {
@@ -199,11 +204,46 @@ pub fn comparison_report(runs: &[LabelledRun], dir: &Path, prefix: &str) -> Resu
             "steps",
             "time s",
             "vs Newton",
+            "scheduler overhead s",
             "train loss",
             "test acc",
             "blocks Q/C",
         ],
         &rows,
+    );
+    let brow = |label: &str, t: &crate::train::TimeBreakdown| {
+        vec![
+            label.to_string(),
+            fmt_s(t.forward_backward),
+            fmt_s(t.hessian),
+            fmt_s(t.prune),
+            fmt_s(t.kappa),
+            fmt_s(t.solve_classical),
+            fmt_s(t.solve_quantum_modelled),
+            fmt_s(t.uncharged_quantum_emulation),
+        ]
+    };
+    let brows: Vec<Vec<String>> = runs
+        .iter()
+        .filter(|r| r.result.optimizer.contains("newton"))
+        .map(|r| brow(&r.label, &r.result.time))
+        .collect();
+    rep.para(
+        "Where the charged time went (seconds). `emulation` is the time spent computing the solutions of \
+         quantum-routed blocks classically; it is not charged.",
+    );
+    rep.table(
+        &[
+            "run",
+            "fwd/bwd",
+            "Hessian",
+            "prune+λ",
+            "κ (Lanczos)",
+            "classical solves",
+            "quantum solves (modelled)",
+            "emulation (uncharged)",
+        ],
+        &brows,
     );
     let series = |f: &dyn Fn(&crate::train::CurvePoint) -> f64| -> Vec<Series> {
         runs.iter()
@@ -273,19 +313,42 @@ pub fn comparison_report(runs: &[LabelledRun], dir: &Path, prefix: &str) -> Resu
                     .find(|b| b.layer == l)
                     .map(|b| (b.n, b.d))
                     .unwrap_or((0, 0));
+                let raw: Vec<f64> = blocks
+                    .iter()
+                    .filter(|b| b.layer == l)
+                    .map(|b| b.kappa_raw)
+                    .collect();
+                let m = raw.len();
+                let geo = |xs: &[f64]| {
+                    (xs.iter().map(|x| x.ln()).sum::<f64>() / xs.len().max(1) as f64).exp()
+                };
+                let (rh, rt) = (geo(&raw[..m.min(5)]), geo(&raw[m.saturating_sub(5)..]));
                 vec![
                     l.to_string(),
                     bsz.0.to_string(),
                     bsz.1.to_string(),
                     format!("{head:.1}"),
                     format!("{tail:.1}"),
-                    format!("{:.2}", head / tail),
+                    format!("{rh:.2e}"),
+                    format!("{rt:.2e}"),
                 ]
             })
             .collect();
-        rep.para("Mean Lanczos κ of the regularised, pruned block over the first and last 5 steps of the Q-Newton run.");
+        rep.para(
+            "Lanczos κ over the first and last 5 steps of the Q-Newton run: of the regularised, pruned block the \
+             scheduler routes on (mean), and of the raw block `H` before pruning and λ (geometric mean; 30 Lanczos \
+             steps under-estimate a large κ).",
+        );
         rep.table(
-            &["layer", "N", "d", "κ first 5", "κ last 5", "ratio"],
+            &[
+                "layer",
+                "N",
+                "d",
+                "κ(H+λI) first 5",
+                "κ(H+λI) last 5",
+                "κ(H) first 5",
+                "κ(H) last 5",
+            ],
             &krows,
         );
         rep.image("kappa trajectory", &k_svg);

@@ -17,6 +17,7 @@
 //! - [`data`], [`mlp`]: datasets and the network.
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod condition;
 pub mod cost;
 pub mod data;

@@ -1,9 +1,11 @@
 //! Training loops: SGD, Adam, classical block-Newton and scheduled Q-Newton (arXiv 2405.00252, Algorithm 1).
 //!
-//! Every optimiser sees the same seeded minibatches. The clock counts forward/backward, Hessian blocks, pruning,
+//! Every optimiser sees the same seeded minibatches. Time is thread CPU time with faer single-threaded
+//! ([`crate::clock`]). The clock counts forward/backward, Hessian blocks, pruning,
 //! κ estimation, solves and updates; evaluation is excluded. For Q-Newton the solve of a block routed to the
 //! quantum solver is charged its *modelled* time `T_Q` (the solution itself is computed classically, i.e. an ideal
 //! error-free QLSA is emulated), so Q-Newton's time axis is partly modelled and is labelled so everywhere.
+use crate::clock::Stopwatch;
 use crate::condition::{lanczos_extremes, log_kappa_bound_from};
 use crate::data::Dataset;
 use crate::error::{QnError, Result};
@@ -144,6 +146,8 @@ pub struct BlockRecord {
     pub lambda: f64,
     /// Lanczos κ of `H + λI` (after pruning for Q-Newton).
     pub kappa: f64,
+    /// Lanczos κ of the raw block `H` before pruning and λ (diagnostic, not charged; `inf` when singular).
+    pub kappa_raw: f64,
     /// log10 of the determinant/Frobenius upper bound on κ (diagnostic).
     pub log10_kappa_bound: f64,
     /// Measured LU solve time, seconds.
@@ -239,6 +243,8 @@ pub fn train(
         ));
     }
     let wall = Instant::now();
+    // One thread: the clock charges thread CPU time (see `crate::clock`).
+    faer::set_global_parallelism(faer::Par::Seq);
     let mut sizes = vec![train.dim];
     sizes.extend(&cfg.hidden);
     sizes.push(train.classes);
@@ -279,16 +285,16 @@ pub fn train(
         cursor += cfg.batch;
         let (x, y) = batch_matrix(train, idx);
 
-        let t0 = Instant::now();
+        let t0 = Stopwatch::start();
         let cache = mlp.forward(&x);
         let deltas = mlp.deltas(&cache, &y);
         let grads = mlp.gradients(&cache, &deltas);
-        time.forward_backward += t0.elapsed().as_secs_f64();
+        time.forward_backward += t0.elapsed();
 
         let dirs = if cfg.optimizer.is_newton() {
-            let t0 = Instant::now();
+            let t0 = Stopwatch::start();
             let hs = layer_blocks(&mlp, &cache, &deltas, cfg.curvature);
-            time.hessian += t0.elapsed().as_secs_f64();
+            time.hessian += t0.elapsed();
             let mut dirs = Vec::with_capacity(hs.len());
             for (layer, (h, g)) in hs.into_iter().zip(&grads).enumerate() {
                 let (dir, rec) = newton_block(cfg, step, layer, h, g, &mut time)?;
@@ -300,12 +306,12 @@ pub fn train(
             grads
         };
 
-        let t0 = Instant::now();
+        let t0 = Stopwatch::start();
         for (l, dir) in dirs.iter().enumerate() {
             let upd = states[l].update(cfg.rule, dir);
             mlp.apply_update(l, &upd);
         }
-        time.update += t0.elapsed().as_secs_f64();
+        time.update += t0.elapsed();
 
         if (step + 1) % cfg.eval_every == 0 || step + 1 == cfg.steps {
             record(step + 1, &mlp, &time, &mut curve, &mut on_eval);
@@ -343,7 +349,9 @@ fn newton_block(
     time: &mut TimeBreakdown,
 ) -> Result<(Vec<f64>, BlockRecord)> {
     let scheduled = cfg.optimizer == Optimizer::Qnewton;
-    let t0 = Instant::now();
+    let seed = tessera_core::rng::derive_seed(cfg.seed, &format!("kappa-{step}-{layer}"));
+    let kappa_raw = lanczos_extremes(h.as_ref(), cfg.scheduler.lanczos_steps, seed)?.kappa();
+    let t0 = Stopwatch::start();
     let (mut a, d) = if scheduled {
         let s = sparsify_symmetric(
             &h,
@@ -357,16 +365,15 @@ fn newton_block(
         (h, n)
     };
     let lambda = regularize_in_place(&mut a, &cfg.newton);
-    time.prune += t0.elapsed().as_secs_f64();
+    time.prune += t0.elapsed();
 
-    let t0 = Instant::now();
-    let seed = tessera_core::rng::derive_seed(cfg.seed, &format!("kappa-{step}-{layer}"));
+    let t0 = Stopwatch::start();
     let kappa = lanczos_extremes(a.as_ref(), cfg.scheduler.lanczos_steps, seed)?.kappa();
-    let t_kappa = t0.elapsed().as_secs_f64();
+    let t_kappa = t0.elapsed();
 
-    let t0 = Instant::now();
+    let t0 = Stopwatch::start();
     let (mut dir, log_det) = solve_lu(&a, g)?;
-    let t_classical = t0.elapsed().as_secs_f64();
+    let t_classical = t0.elapsed();
     clip(&mut dir, cfg.newton.clip);
 
     let route = if scheduled {
@@ -397,6 +404,7 @@ fn newton_block(
         d,
         lambda,
         kappa,
+        kappa_raw,
         log10_kappa_bound,
         t_classical,
         t_quantum: route.1,
