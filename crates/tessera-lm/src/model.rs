@@ -145,25 +145,27 @@ fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, train: bool) -> Result<Tensor> {
     })
 }
 
-/// Rotary embedding in the "rotate half" layout: `x·cos + rotate_half(x)·sin`. `cos`/`sin` are
-/// `[batch or 1, 1, tokens, head_dim]`. Built from differentiable ops, so it serves training and inference.
-fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+/// Rotary embedding in the "rotate half" (neox/HF) layout: `x·cos + rotate_half(x)·sin`, with `cos`/`sin` the
+/// half tables `[tokens, head_dim/2]` or `[batch, tokens, head_dim/2]`. Inference uses candle's fused kernel;
+/// training composes differentiable ops (the fused kernel has no backward).
+fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, train: bool) -> Result<Tensor> {
+    if !train {
+        return Ok(candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?);
+    }
+    let full = |t: &Tensor| -> Result<Tensor> {
+        let t = Tensor::cat(&[t, t], D::Minus1)?;
+        Ok(if t.rank() == 2 {
+            t.unsqueeze(0)?.unsqueeze(0)?
+        } else {
+            t.unsqueeze(1)?
+        })
+    };
+    let (cos, sin) = (full(cos)?, full(sin)?);
     let hd = x.dim(D::Minus1)?;
     let x1 = x.narrow(D::Minus1, 0, hd / 2)?;
     let x2 = x.narrow(D::Minus1, hd / 2, hd / 2)?;
     let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-    Ok((x.broadcast_mul(cos)? + rot.broadcast_mul(sin)?)?)
-}
-
-/// Repeats each key/value head `n` times for grouped-query attention.
-fn repeat_kv(x: &Tensor, n: usize) -> Result<Tensor> {
-    if n == 1 {
-        return Ok(x.clone());
-    }
-    let (b, h, s, d) = x.dims4()?;
-    Ok(x.unsqueeze(2)?
-        .expand((b, h, n, s, d))?
-        .reshape((b, h * n, s, d))?)
+    Ok((x.broadcast_mul(&cos)? + rot.broadcast_mul(&sin)?)?)
 }
 
 impl Llama {
@@ -376,7 +378,11 @@ impl Llama {
             )));
         }
         let (cos, sin) = self.rope_for(b, t, past, opts.positions)?;
-        let mask = self.attention_mask(b, t, past, plen, opts.key_mask)?;
+        let rep = c.num_attention_heads / c.num_key_value_heads;
+        let mask = match self.attention_mask(b, t, past, plen, opts.key_mask)? {
+            Some(m) if rep > 1 => Some(m.repeat((1, 1, rep, 1))?),
+            other => other,
+        };
         for (li, blk) in self.blocks.iter().enumerate() {
             let h = rms_norm(&x, &blk.attn_norm, c.rms_norm_eps, opts.train)?;
             let kv_cache = opts.cache.as_deref_mut().map(|c| &mut c.kv[li]);
@@ -419,16 +425,18 @@ impl Llama {
         positions: Option<&Tensor>,
     ) -> Result<(Tensor, Tensor)> {
         match positions {
-            None => {
-                let cos = self.cos.narrow(0, past, t)?.unsqueeze(0)?.unsqueeze(0)?;
-                let sin = self.sin.narrow(0, past, t)?.unsqueeze(0)?.unsqueeze(0)?;
-                Ok((cos, sin))
-            }
+            None => Ok((self.cos.narrow(0, past, t)?, self.sin.narrow(0, past, t)?)),
             Some(p) => {
-                let hd = self.config.head_dim();
+                if p.dims() != [b, t] {
+                    return Err(LmError::Invalid(format!(
+                        "positions {:?} must be [{b}, {t}]",
+                        p.dims()
+                    )));
+                }
+                let half = self.config.head_dim() / 2;
                 let flat = p.flatten_all()?;
-                let cos = self.cos.index_select(&flat, 0)?.reshape((b, 1, t, hd))?;
-                let sin = self.sin.index_select(&flat, 0)?.reshape((b, 1, t, hd))?;
+                let cos = self.cos.index_select(&flat, 0)?.reshape((b, t, half))?;
+                let sin = self.sin.index_select(&flat, 0)?.reshape((b, t, half))?;
                 Ok((cos, sin))
             }
         }
@@ -520,8 +528,8 @@ impl Llama {
             .reshape((b, t, nkv, hd))?
             .transpose(1, 2)?
             .contiguous()?;
-        let q = rope(&q.contiguous()?, cos, sin)?;
-        let k = rope(&k.contiguous()?, cos, sin)?;
+        let q = rope(&q, cos, sin, train)?;
+        let k = rope(&k, cos, sin, train)?;
         let (k, v) = match cache {
             Some(slot) => {
                 let kv = match slot.take() {
@@ -537,10 +545,12 @@ impl Llama {
             Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
             None => (k, v),
         };
-        let k = repeat_kv(&k, nh / nkv)?;
-        let v = repeat_kv(&v, nh / nkv)?;
+        // Grouped-query attention without copying K/V per query head: the `rep` query heads that share a KV head
+        // are stacked along the query axis, [b, nh, t, hd] → [b, nkv, rep·t, hd] (the mask was tiled to match).
+        let rep = nh / nkv;
+        let q = q.reshape((b, nkv, rep * t, hd))?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let mut att = q.matmul(&k.t()?.contiguous()?)?.affine(scale, 0.0)?;
+        let mut att = q.matmul(&k.t()?)?.affine(scale, 0.0)?;
         if let Some(m) = mask {
             att = att.broadcast_add(m)?;
         }
@@ -549,7 +559,11 @@ impl Llama {
         } else {
             candle_nn::ops::softmax_last_dim(&att)?
         };
-        let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+        let y = att
+            .matmul(&v)?
+            .reshape((b, nh, t, hd))?
+            .transpose(1, 2)?
+            .reshape((b, t, nh * hd))?;
         blk.o.forward(&y, train)
     }
 }
@@ -560,20 +574,17 @@ fn rope_tables(c: &LlamaConfig) -> Result<(Tensor, Tensor)> {
     let inv: Vec<f32> = (0..hd / 2)
         .map(|i| 1.0 / (c.rope_theta as f32).powf(2.0 * i as f32 / hd as f32))
         .collect();
-    let mut cos = Vec::with_capacity(n * hd);
-    let mut sin = Vec::with_capacity(n * hd);
+    let mut cos = Vec::with_capacity(n * hd / 2);
+    let mut sin = Vec::with_capacity(n * hd / 2);
     for p in 0..n {
-        for half in 0..2 {
-            let _ = half;
-            for &f in &inv {
-                let a = p as f32 * f;
-                cos.push(a.cos());
-                sin.push(a.sin());
-            }
+        for &f in &inv {
+            let a = p as f32 * f;
+            cos.push(a.cos());
+            sin.push(a.sin());
         }
     }
     Ok((
-        Tensor::from_vec(cos, (n, hd), &Device::Cpu)?,
-        Tensor::from_vec(sin, (n, hd), &Device::Cpu)?,
+        Tensor::from_vec(cos, (n, hd / 2), &Device::Cpu)?,
+        Tensor::from_vec(sin, (n, hd / 2), &Device::Cpu)?,
     ))
 }
