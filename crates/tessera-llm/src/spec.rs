@@ -1,0 +1,84 @@
+//! Backend spec strings, one syntax for every command:
+//!
+//! - `local:NAME_OR_PATH`: the Tessera runtime (`local:smollm2-135m`, `local:/models/x.gguf`).
+//! - `openai:URL#MODEL[,key_env=VAR][,timeout=SECS][,retries=N][,concurrency=N]`: an OpenAI-compatible server,
+//!   e.g. `openai:http://127.0.0.1:8080/v1#smollm2-135m,key_env=MY_KEY`.
+//! - `replay:PATH`: answers recorded in a JSONL transcript.
+//!
+//! Any spec may end with `;record=PATH` to append every call to a JSONL transcript.
+use crate::chat::ChatModel;
+use crate::error::{LlmError, Result};
+use crate::local::LocalChat;
+use crate::openai::{OpenAiChat, OpenAiConfig};
+use crate::record::{Recording, ReplayChat};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Parses the part after `openai:`.
+pub fn parse_openai(rest: &str) -> Result<OpenAiConfig> {
+    let (url, tail) = rest.split_once('#').ok_or_else(|| {
+        LlmError::Config(format!(
+            "`openai:{rest}`: expected `openai:URL#MODEL`, e.g. `openai:http://127.0.0.1:8080/v1#smollm2-135m`"
+        ))
+    })?;
+    let mut parts = tail.split(',');
+    let model = parts.next().unwrap_or("").trim();
+    if model.is_empty() || url.is_empty() {
+        return Err(LlmError::Config(format!(
+            "`openai:{rest}`: empty URL or model name"
+        )));
+    }
+    let mut cfg = OpenAiConfig::new(url, model);
+    for opt in parts {
+        let (k, v) = opt
+            .split_once('=')
+            .ok_or_else(|| LlmError::Config(format!("option `{opt}` is not key=value")))?;
+        let num = |v: &str| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| {
+                    LlmError::Config(format!("option `{k}`: `{v}` is not a non-negative number"))
+                })
+        };
+        match k {
+            "key_env" => cfg.api_key_env = Some(v.to_string()),
+            "timeout" => cfg.timeout = Duration::from_secs_f64(num(v)?.max(0.001)),
+            "retries" => cfg.max_retries = num(v)? as u32,
+            "concurrency" => cfg.max_concurrency = (num(v)? as usize).max(1),
+            _ => {
+                return Err(LlmError::Config(format!(
+                    "unknown option `{k}` (known: key_env, timeout, retries, concurrency)"
+                )))
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+/// Opens a backend from its spec string. `offline` forbids downloading local models.
+pub fn open(spec: &str, offline: bool) -> Result<Arc<dyn ChatModel>> {
+    let (spec, record) = match spec.rsplit_once(";record=") {
+        Some((s, p)) => (s, Some(p)),
+        None => (spec, None),
+    };
+    let (kind, rest) = spec.split_once(':').ok_or_else(|| {
+        LlmError::Config(format!(
+            "`{spec}`: expected `local:MODEL`, `openai:URL#MODEL` or `replay:PATH`"
+        ))
+    })?;
+    let model: Arc<dyn ChatModel> = match kind {
+        "local" => Arc::new(LocalChat::open(rest, offline)?),
+        "openai" => Arc::new(OpenAiChat::new(parse_openai(rest)?)?),
+        "replay" => Arc::new(ReplayChat::open(rest)?),
+        _ => {
+            return Err(LlmError::Config(format!(
+                "`{kind}:`: unknown backend kind (known: local, openai, replay)"
+            )))
+        }
+    };
+    Ok(match record {
+        Some(p) => Arc::new(Recording::new(model, p)),
+        None => model,
+    })
+}
