@@ -114,6 +114,11 @@ pub struct TensorInfo {
     pub n_bytes: usize,
 }
 
+/// Metadata key/value pairs by key.
+pub type Metadata = BTreeMap<String, Value>;
+/// Tensor entries by name.
+pub type Tensors = BTreeMap<String, TensorInfo>;
+
 /// A parsed GGUF file whose bytes stay memory-mapped.
 pub struct GgufFile {
     path: PathBuf,
@@ -238,9 +243,7 @@ pub fn ggml_dtype(id: u32) -> Option<GgmlDType> {
     })
 }
 
-fn parse(
-    b: &[u8],
-) -> std::result::Result<(u32, BTreeMap<String, Value>, BTreeMap<String, TensorInfo>), String> {
+fn parse(b: &[u8]) -> std::result::Result<(u32, Metadata, Tensors), String> {
     let mut c = Cursor { b, pos: 0 };
     if c.u32()? != MAGIC {
         return Err("not a GGUF file (bad magic)".into());
@@ -299,7 +302,7 @@ fn parse(
                 .ok_or_else(|| format!("tensor `{name}` element count overflows"))?;
         }
         let bs = dt.block_size() as u64;
-        if elems % bs != 0 {
+        if !elems.is_multiple_of(bs) {
             return Err(format!(
                 "tensor `{name}` has {elems} elements, not a multiple of the block size {bs}"
             ));
@@ -358,9 +361,7 @@ impl GgufFile {
     }
 
     /// Parses GGUF bytes held in memory (used by tests and fuzzing); tensors cannot be read from the result.
-    pub fn parse_bytes(
-        bytes: &[u8],
-    ) -> std::result::Result<(BTreeMap<String, Value>, BTreeMap<String, TensorInfo>), String> {
+    pub fn parse_bytes(bytes: &[u8]) -> std::result::Result<(Metadata, Tensors), String> {
         parse(bytes).map(|(_, m, t)| (m, t))
     }
 

@@ -260,8 +260,7 @@ pub struct BenchDecodeArgs {
 }
 
 /// The benchmark prompt (37 tokens with SmolLM2's tokenizer).
-pub const BENCH_PROMPT: &str =
-    "The history of the printing press begins in the fifteenth century, when Johannes Gutenberg combined movable metal type, oil-based inks and a wooden press into a system";
+pub const BENCH_PROMPT: &str = "The history of the printing press begins in the fifteenth century, when Johannes Gutenberg combined movable metal type, oil-based inks and a wooden hand press into a system that could print books quickly";
 
 /// Runs `tessera bench decode`: our f32 runtime and llama.cpp (f32 GGUF written by us, and the original file),
 /// each in its own process so peak memory is per engine.
