@@ -111,6 +111,8 @@ pub struct AgentStats {
     pub retried_answers: u32,
     /// Mean regret (Blind Auction: per match; IPD: per round), where defined.
     pub regret: Option<f64>,
+    /// Mean game return per match (chips, points, reward) over completed matches.
+    pub mean_return: f64,
 }
 
 /// Ratings and tables of one game (or of all games together when `game` is `None`).
@@ -316,6 +318,7 @@ fn board(
         })
         .collect();
     let mut regret_acc = vec![(0.0, 0usize); n];
+    let mut return_acc = vec![(0.0, 0usize); n];
     for r in records {
         let s = match_scores(r);
         let ids = [idx(&r.seats[0]), idx(&r.seats[1])];
@@ -339,6 +342,8 @@ fn board(
             stats[me].matches += 1;
             stats[me].retried_answers += r.retries[seat];
             if r.status == Status::Ok {
+                return_acc[me].0 += r.returns[seat];
+                return_acc[me].1 += 1;
                 match r.game {
                     GameId::BlindAuction => {
                         if let Some(x) = auction_regret(r, seat) {
@@ -379,6 +384,7 @@ fn board(
             0.0
         };
         st.regret = (regret_acc[i].1 > 0).then(|| regret_acc[i].0 / regret_acc[i].1 as f64);
+        st.mean_return = return_acc[i].0 / return_acc[i].1.max(1) as f64;
     }
     stats.sort_by(|a, b| b.nra.total_cmp(&a.nra).then(b.bt.total_cmp(&a.bt)));
     let pairs = pairs
@@ -425,6 +431,7 @@ pub fn compute(records: &[MatchRecord], seed: u64, bootstrap: usize) -> Metrics 
             per_game.iter().sum::<f64>() / per_game.len() as f64
         };
         st.regret = None;
+        st.mean_return = f64::NAN;
     }
     overall.agents.sort_by(|a, b| b.nra.total_cmp(&a.nra));
     let mut error_profile: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();

@@ -31,6 +31,11 @@ fn board_table(r: &mut Report, b: &Leaderboard, regret: bool) {
                 format!("{} [{}, {}]", f(a.bt, 0), f(a.bt_ci.0, 0), f(a.bt_ci.1, 0)),
                 a.matches.to_string(),
                 f(a.forfeit_rate, 3),
+                if a.mean_return.is_finite() {
+                    f(a.mean_return, 3)
+                } else {
+                    "–".into()
+                },
             ];
             if regret {
                 row.push(a.regret.map(|x| f(x, 3)).unwrap_or_else(|| "–".into()));

@@ -1,7 +1,7 @@
 //! First-price sealed-bid ("blind") auction (OpenSpiel `first_sealed_auction`, 2 players, `max_value=10`).
 //! Chance draws each player's private valuation from U{1..10}. Player 0 then player 1 bid, neither seeing the
-//! other's bid; a bid is an integer in 0..v−1 (strictly below one's own valuation). The higher bid wins; a tie
-//! is broken by a fair coin (a chance node). The winner receives v − bid, the loser 0 (general-sum).
+//! other's bid; a bid is an integer in 0..v−1 (strictly below one's own valuation). A final chance node picks
+//! the winner among the highest bidders (a fair coin on a tie, a single outcome otherwise, as in OpenSpiel). The winner receives v − bid, the loser 0 (general-sum).
 //! Action = the bid; label `<b>`.
 use crate::game::{mix, Action, Game, Turn};
 use rand::Rng as _;
@@ -64,7 +64,13 @@ impl Game for BlindAuction {
         if self.dealt < 2 {
             out.extend((1..=MAX_VALUE as Action).map(|v| (v, 1.0 / MAX_VALUE as f64)));
         } else if self.nbids == 2 && !self.decided {
-            out.extend([(0, 0.5), (1, 0.5)]);
+            // As in OpenSpiel, a final chance node picks the winner among the highest bidders (one outcome
+            // unless the bids tie).
+            match self.bids[0].cmp(&self.bids[1]) {
+                std::cmp::Ordering::Greater => out.push((0, 1.0)),
+                std::cmp::Ordering::Less => out.push((1, 1.0)),
+                std::cmp::Ordering::Equal => out.extend([(0, 0.5), (1, 0.5)]),
+            }
         }
     }
     fn apply(&mut self, a: Action) {
@@ -74,10 +80,6 @@ impl Game for BlindAuction {
         } else if self.nbids < 2 {
             self.bids[self.nbids as usize] = a as u8;
             self.nbids += 1;
-            if self.nbids == 2 && self.bids[0] != self.bids[1] {
-                self.winner = if self.bids[0] > self.bids[1] { 0 } else { 1 };
-                self.decided = true;
-            }
         } else {
             self.winner = a as u8;
             self.decided = true;
@@ -120,7 +122,7 @@ impl Game for BlindAuction {
         if self.dealt < 2 {
             format!("player {} valuation {}", self.dealt + 1, a)
         } else {
-            format!("tie broken for player {}", a + 1)
+            format!("winner: player {}", a + 1)
         }
     }
     fn action_space(&self) -> std::ops::Range<Action> {
@@ -166,6 +168,11 @@ mod tests {
         g.apply(2);
         assert_eq!(crate::game::legal(&g).len(), 7);
         g.apply(4);
+        assert_eq!(g.turn(), Turn::Chance);
+        let mut o = Vec::new();
+        g.chance_outcomes(&mut o);
+        assert_eq!(o, vec![(1, 1.0)]);
+        g.apply(1);
         assert!(g.is_terminal());
         assert_eq!(g.returns(), [0.0, 3.0]);
     }

@@ -1,8 +1,9 @@
 //! Pig (OpenSpiel `pig(winscore=20)`, as GTBench configures it; d6, 2 players, horizon 1000 decisions).
 //! On your turn you repeatedly choose Roll (0) or Stop (1). Roll: a chance node rolls a die; a 1 loses the turn
 //! total and passes the turn, 2–6 add to the turn total. Stop: the turn total is banked into your score and the
-//! turn passes. The first player whose banked score reaches 20 wins (+1, the other −1); if the horizon is hit
-//! first both get 0. Labels `<Roll>` / `<Stop>`.
+//! turn passes. Once banking would reach 20, Stop is the only legal move (OpenSpiel). The first player whose
+//! banked score reaches 20 wins (+1, the other −1); if the horizon is hit first both get 0. Labels `<Roll>` /
+//! `<Stop>`.
 use crate::game::{mix, Action, Game, Turn};
 use tessera_core::rng::Rng;
 
@@ -44,8 +45,13 @@ impl Game for Pig {
     }
     fn legal_actions(&self, out: &mut Vec<Action>) {
         out.clear();
-        if let Turn::Player(_) = self.turn() {
-            out.extend([0, 1]);
+        if let Turn::Player(p) = self.turn() {
+            // As in OpenSpiel, once banking would win, Stop is the only legal move.
+            if self.scores[p] + self.turn_total >= WIN_SCORE {
+                out.push(1);
+            } else {
+                out.extend([0, 1]);
+            }
         }
     }
     fn chance_outcomes(&self, out: &mut Vec<(Action, f64)>) {
@@ -156,6 +162,11 @@ mod tests {
         g.apply(0);
         g.apply(5); // turn total 6: not yet a win
         assert!(!g.is_terminal());
+        assert_eq!(
+            crate::game::legal(&g),
+            vec![1],
+            "banking wins, so only Stop is legal"
+        );
         g.apply(1);
         assert_eq!(g.returns(), [1.0, -1.0]);
     }
