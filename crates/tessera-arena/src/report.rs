@@ -16,6 +16,7 @@ fn board_table(r: &mut Report, b: &Leaderboard, regret: bool) {
         "Bradley–Terry [95% CI]",
         "matches",
         "forfeit rate",
+        "mean return",
     ];
     if regret {
         header.push("regret");
@@ -184,4 +185,53 @@ pub fn write_report(
     }
     r.write(dir.join("report.md"))?;
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tournament::{read_records, run_tournament, scored, TournamentConfig};
+    use crate::GameId;
+
+    #[test]
+    fn report_tables_are_well_formed_and_plots_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = TournamentConfig::new(
+            vec![GameId::Nim, GameId::BlindAuction, GameId::PrisonersDilemma],
+            vec!["random".into(), "mcts:sims=30".into(), "tft".into()],
+        );
+        cfg.matches = 4;
+        let s = run_tournament(&cfg, dir.path(), &|_| {}).unwrap();
+        assert!(s
+            .skipped
+            .iter()
+            .any(|x| x.contains("tft does not play nim")));
+        let m = crate::metrics::compute(&scored(&read_records(&s.records).unwrap()), 0, 20);
+        let r = write_report(&m, dir.path(), "t", "intro", "").unwrap();
+        let md = r.as_markdown();
+        // Every table row has as many cells as its header.
+        let mut cols = 0;
+        for line in md.lines() {
+            if line.starts_with('|') {
+                let n = line.matches('|').count();
+                if cols == 0 {
+                    cols = n;
+                }
+                assert_eq!(n, cols, "ragged table row: {line}");
+            } else {
+                cols = 0;
+            }
+        }
+        assert!(md.contains("regret"));
+        assert!(
+            dir.path().join("leaderboard.svg").exists()
+                && dir.path().join("nra_by_game.svg").exists()
+        );
+        let ipd = m
+            .games
+            .iter()
+            .find(|b| b.game == Some(GameId::PrisonersDilemma))
+            .unwrap();
+        assert_eq!(ipd.agents.len(), 3);
+    }
 }
