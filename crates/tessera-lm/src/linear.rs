@@ -186,8 +186,9 @@ impl Linear {
         let rows = x.elem_count() / inp;
         let x2 = x.reshape((rows, inp))?;
         self.record(&x2)?;
-        let w = self.weight.as_tensor();
-        let mut y = if !train && rows <= SMALL_M && !x2.track_op() {
+        // Outside training the weight is detached, so no autograd graph keeps activations alive.
+        let w = &param(&self.weight, train);
+        let mut y = if !train && rows <= SMALL_M {
             let xs = x2.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
             let ys = with_f32_slice(w, |ws| kernels::matmul_rows_t(&xs, rows, inp, ws, out))?;
             Tensor::from_vec(ys, (rows, out), x.device())?
@@ -201,13 +202,22 @@ impl Linear {
             x2.matmul(&w.t()?)?
         };
         if let Some(l) = &self.lora {
-            let h = x2.matmul(&l.a.as_tensor().t()?)?;
-            let d = h.matmul(&l.b.as_tensor().t()?)?;
+            let h = x2.matmul(&param(&l.a, train).t()?)?;
+            let d = h.matmul(&param(&l.b, train).t()?)?;
             y = (y + d.affine(l.scale, 0.0)?)?;
         }
         let mut out_dims = dims;
         *out_dims.last_mut().expect("non-empty") = out;
         Ok(y.reshape(out_dims)?)
+    }
+}
+
+/// A parameter as a tensor: tracked by autograd in training, detached (no graph, same storage) otherwise.
+pub fn param(v: &Var, train: bool) -> Tensor {
+    if train {
+        v.as_tensor().clone()
+    } else {
+        v.as_tensor().detach()
     }
 }
 

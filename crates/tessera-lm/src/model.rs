@@ -8,7 +8,7 @@
 //! differentiable ops are used (candle's fused RMSNorm/softmax/rope have no backward).
 use crate::config::LlamaConfig;
 use crate::error::{LmError, Result};
-use crate::linear::Linear;
+use crate::linear::{param, Linear};
 use crate::tokenizer::Tokenizer;
 use candle_core::{DType, Device, Tensor, Var, D};
 
@@ -111,6 +111,9 @@ pub struct Forward<'a> {
     pub ffn_gate: Option<&'a dyn FfnGate>,
     /// Return logits for the last position only (`[batch, 1, vocab]`).
     pub last_only: bool,
+    /// Return logits only for positions `from..tokens` (`[batch, tokens - from, vocab]`), e.g. the scored part
+    /// of a perplexity window. Ignored when `last_only` is set.
+    pub logits_from: Option<usize>,
     /// Use differentiable ops only (training, gradients).
     pub train: bool,
     /// Key padding mask `[batch, cached + tokens]` (1 keep, 0 pad) for batches of prompts of unequal length.
@@ -137,11 +140,11 @@ pub struct Llama {
     sin: Tensor,
 }
 
-fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, train: bool) -> Result<Tensor> {
+fn rms_norm(x: &Tensor, w: &Var, eps: f64, train: bool) -> Result<Tensor> {
     Ok(if train {
-        candle_nn::ops::rms_norm_slow(x, w, eps as f32)?
+        candle_nn::ops::rms_norm_slow(x, w.as_tensor(), eps as f32)?
     } else {
-        candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?
+        candle_nn::ops::rms_norm(&x.contiguous()?, &w.as_tensor().detach(), eps as f32)?
     })
 }
 
@@ -324,6 +327,10 @@ impl Llama {
 
     /// Embeds token ids `[batch, tokens]` into `[batch, tokens, hidden]`.
     pub fn embed_ids(&self, ids: &Tensor) -> Result<Tensor> {
+        self.embed(ids, false)
+    }
+
+    fn embed(&self, ids: &Tensor, train: bool) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let flat = ids.flatten_all()?;
         let max = flat.max(0)?.to_scalar::<u32>()? as usize;
@@ -333,7 +340,7 @@ impl Llama {
                 self.config.vocab_size
             )));
         }
-        Ok(self.embed.as_tensor().index_select(&flat, 0)?.reshape((
+        Ok(param(&self.embed, train).index_select(&flat, 0)?.reshape((
             b,
             t,
             self.config.hidden_size,
@@ -344,7 +351,7 @@ impl Llama {
     pub fn forward(&self, input: Input<'_>, mut opts: Forward<'_>) -> Result<Tensor> {
         let c = &self.config;
         let mut x = match input {
-            Input::Ids(ids) => self.embed_ids(ids)?,
+            Input::Ids(ids) => self.embed(ids, opts.train)?,
             Input::Embeds(e) => {
                 if e.dim(D::Minus1)? != c.hidden_size || e.rank() != 3 {
                     return Err(LmError::Invalid(format!(
@@ -412,6 +419,13 @@ impl Llama {
         }
         if opts.last_only {
             x = x.narrow(1, t - 1, 1)?;
+        } else if let Some(from) = opts.logits_from {
+            if from >= t {
+                return Err(LmError::Invalid(format!(
+                    "logits_from {from} >= {t} tokens"
+                )));
+            }
+            x = x.narrow(1, from, t - from)?;
         }
         let x = rms_norm(&x, &self.norm, c.rms_norm_eps, opts.train)?;
         self.lm_head.forward(&x, opts.train)

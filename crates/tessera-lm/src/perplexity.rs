@@ -77,13 +77,18 @@ pub fn perplexity(
         // Targets are positions begin+1..end; score only those not scored before (index >= prev_end, and >= 1).
         let first_target = prev_end.max(begin + 1);
         let chunk = Tensor::new(&ids[begin..end], &Device::Cpu)?.unsqueeze(0)?;
-        let logits = model
-            .forward(Input::Ids(&chunk), Forward::default())?
-            .squeeze(0)?;
-        let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
         let from = first_target - begin - 1; // logits row predicting token first_target
         let rows = end - first_target;
-        let lsm = lsm.narrow(0, from, rows)?;
+        let logits = model
+            .forward(
+                Input::Ids(&chunk),
+                Forward {
+                    logits_from: Some(from),
+                    ..Default::default()
+                },
+            )?
+            .squeeze(0)?;
+        let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?.narrow(0, 0, rows)?;
         let targets = Tensor::new(&ids[first_target..end], &Device::Cpu)?.unsqueeze(1)?;
         let picked: Vec<f32> = lsm.gather(&targets, 1)?.squeeze(1)?.to_vec1()?;
         nll_sum -= picked.iter().map(|&x| x as f64).sum::<f64>();
