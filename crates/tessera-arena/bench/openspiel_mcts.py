@@ -3,7 +3,7 @@
 
 Times OpenSpiel 1.4's C++ `pyspiel.MCTSBot` and Python `open_spiel.python.algorithms.mcts.MCTSBot` with GTBench's
 settings (uct_c=2, 1000 simulations, one random rollout, solve=True) on each game's initial state (Breakthrough
-8x3 as GTBench configures it). Prints one JSON object: {game: {"cpp_ms": .., "python_ms": ..}} or
+8x3 as GTBench configures it; chance nodes resolved to their last outcome). Prints one JSON object: {game: {"cpp_ms": .., "python_ms": ..}} or
 {"skipped": reason} when open_spiel is not importable.
 """
 import argparse
@@ -17,7 +17,19 @@ GAMES = {
     "breakthrough": "breakthrough(rows=8,columns=3)",
     "nim": "nim",
     "pig": "pig(winscore=20)",
+    # Imperfect-information games: OpenSpiel's MCTSBot searches the true state (clairvoyant, as in GTBench).
+    "kuhn_poker": "kuhn_poker",
+    "liars_dice": "liars_dice",
+    "blind_auction": "first_sealed_auction",
 }
+
+
+def start_state(game):
+    """The initial state with every chance node resolved to its last outcome (Tessera's bench does the same)."""
+    state = game.new_initial_state()
+    while state.is_chance_node():
+        state.apply_action(state.chance_outcomes()[-1][0])
+    return state
 
 
 def time_bot(bot, state, moves):
@@ -48,7 +60,7 @@ def main():
         if gid not in GAMES:
             continue
         game = pyspiel.load_game(GAMES[gid])
-        state = game.new_initial_state()
+        state = start_state(game)
         cpp = pyspiel.MCTSBot(game, pyspiel.RandomRolloutEvaluator(1, a.seed), 2.0, a.sims, 1000, True, a.seed, False)
         rs = np.random.RandomState(a.seed)
         py = mcts.MCTSBot(game, 2.0, a.sims, mcts.RandomRolloutEvaluator(1, rs), solve=True, random_state=rs)

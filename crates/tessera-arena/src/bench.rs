@@ -25,20 +25,27 @@ pub struct MctsSpeed {
     pub sims_per_s: f64,
 }
 
-/// The start position with chance events resolved from `seed` (deals, rolls, negotiation instance).
+/// The start position with chance events resolved to their last outcome (as `bench/openspiel_mcts.py` does;
+/// Negotiation, whose instance space is huge, uses instance `seed`).
 pub fn start_position(game: GameId, seed: u64) -> AnyGame {
-    let mut rng = tessera_core::rng::seeded(seed);
     let mut g = game.initial();
+    let mut outcomes = Vec::new();
     while g.turn() == Turn::Chance {
-        let a = g.sample_chance(&mut rng);
+        let a = if game == GameId::Negotiation {
+            seed as crate::Action
+        } else {
+            g.chance_outcomes(&mut outcomes);
+            outcomes.last().map(|o| o.0).unwrap_or(0)
+        };
         g.apply(a);
     }
     g
 }
 
 /// Times `moves` searches of `sims` simulations from the start position (after one warm-up search). Perfect-
-/// information games use MCTS with the solver, the others IS-MCTS (what the `mcts` agent plays).
-pub fn mcts_speed(game: GameId, sims: u32, moves: usize, seed: u64) -> MctsSpeed {
+/// information games use MCTS with the solver, the others IS-MCTS (what the `mcts` agent plays) unless
+/// `true_state` asks for plain MCTS on the true state (the algorithm OpenSpiel's `MCTSBot` runs there).
+pub fn mcts_speed(game: GameId, sims: u32, moves: usize, seed: u64, true_state: bool) -> MctsSpeed {
     let g = start_position(game, seed);
     let mut rng = tessera_core::rng::derived(seed, "bench");
     let moves = moves.max(1);
@@ -46,7 +53,7 @@ pub fn mcts_speed(game: GameId, sims: u32, moves: usize, seed: u64) -> MctsSpeed
         Turn::Player(p) => p,
         _ => 0,
     };
-    let (searcher, total_sims, secs) = if game.imperfect_information() {
+    let (searcher, total_sims, secs) = if game.imperfect_information() && !true_state {
         let mut s = IsMcts::new(2.0, sims);
         s.search(&g, player, &mut rng);
         let t0 = Instant::now();
@@ -71,7 +78,15 @@ pub fn mcts_speed(game: GameId, sims: u32, moves: usize, seed: u64) -> MctsSpeed
             std::hint::black_box(s.search(&g, &mut rng));
             total += s.last_simulations as u64;
         }
-        ("mcts", total, t0.elapsed().as_secs_f64())
+        (
+            if game.imperfect_information() {
+                "mcts (true state)"
+            } else {
+                "mcts"
+            },
+            total,
+            t0.elapsed().as_secs_f64(),
+        )
     };
     MctsSpeed {
         game: game.id().into(),

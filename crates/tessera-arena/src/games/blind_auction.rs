@@ -73,6 +73,15 @@ impl Game for BlindAuction {
             }
         }
     }
+    fn sample_chance(&self, rng: &mut Rng) -> Action {
+        if self.dealt < 2 {
+            rng.gen_range(1..=MAX_VALUE as Action)
+        } else if self.bids[0] == self.bids[1] {
+            rng.gen_range(0..2)
+        } else {
+            (self.bids[1] > self.bids[0]) as Action
+        }
+    }
     fn apply(&mut self, a: Action) {
         if self.dealt < 2 {
             self.values[self.dealt as usize] = a as u8;

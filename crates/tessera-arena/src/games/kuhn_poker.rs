@@ -56,6 +56,13 @@ impl Game for KuhnPoker {
             _ => {}
         }
     }
+    fn sample_chance(&self, rng: &mut Rng) -> Action {
+        if self.dealt == 0 {
+            rng.gen_range(0..3)
+        } else {
+            (self.cards[0] as Action + rng.gen_range(1..3)) % 3
+        }
+    }
     fn apply(&mut self, a: Action) {
         if self.dealt < 2 {
             self.cards[self.dealt as usize] = a as u8;

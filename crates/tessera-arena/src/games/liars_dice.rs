@@ -72,6 +72,9 @@ impl Game for LiarsDice {
             out.extend((0..FACES as Action).map(|f| (f, 1.0 / FACES as f64)));
         }
     }
+    fn sample_chance(&self, rng: &mut Rng) -> Action {
+        rng.gen_range(0..FACES as Action)
+    }
     fn apply(&mut self, a: Action) {
         if self.rolled < 2 {
             self.dice[self.rolled as usize] = a as u8 + 1;

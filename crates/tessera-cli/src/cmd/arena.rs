@@ -272,7 +272,6 @@ pub fn bench(_ctx: &Ctx, a: BenchArenaArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut out = Vec::new();
     for &g in &games {
-        let s = bench::mcts_speed(g, a.sims, a.moves, 1);
         let rr = bench::matches_per_second(g, "random", "random", a.random_matches, 2)?;
         let mr = bench::matches_per_second(
             g,
@@ -283,25 +282,34 @@ pub fn bench(_ctx: &Ctx, a: BenchArenaArgs) -> anyhow::Result<()> {
         )?;
         let cpp = os.get(g.id()).and_then(|v| v["cpp_ms"].as_f64());
         let py = os.get(g.id()).and_then(|v| v["python_ms"].as_f64());
-        let cell = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into());
-        let ratio = |x: Option<f64>| {
-            x.map(|v| format!("{:.1}×", v / s.ms_per_move))
-                .unwrap_or_else(|| "–".into())
-        };
-        rows.push(vec![
-            g.id().to_string(),
-            s.searcher.clone(),
-            format!("{:.3}", s.ms_per_move),
-            format!("{:.0}", s.sims_per_s),
-            cell(cpp),
-            ratio(cpp),
-            cell(py),
-            ratio(py),
-            format!("{rr:.0}"),
-            format!("{mr:.2}"),
-        ]);
-        out.push(serde_json::json!({"game": g.id(), "mcts": s, "openspiel_cpp_ms": cpp, "openspiel_python_ms": py,
-            "random_vs_random_matches_per_s": rr, "mcts_vs_random_matches_per_s": mr}));
+        let mut variants = vec![false];
+        if g.imperfect_information() && cpp.is_some() {
+            variants.push(true);
+        }
+        for true_state in variants {
+            let s = bench::mcts_speed(g, a.sims, a.moves, 1, true_state);
+            let comparable = !g.imperfect_information() || true_state;
+            let (cpp, py) = if comparable { (cpp, py) } else { (None, None) };
+            let cell = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into());
+            let ratio = |x: Option<f64>| {
+                x.map(|v| format!("{:.1}×", v / s.ms_per_move))
+                    .unwrap_or_else(|| "–".into())
+            };
+            rows.push(vec![
+                g.id().to_string(),
+                s.searcher.clone(),
+                format!("{:.3}", s.ms_per_move),
+                format!("{:.0}", s.sims_per_s),
+                cell(cpp),
+                ratio(cpp),
+                cell(py),
+                ratio(py),
+                format!("{rr:.0}"),
+                format!("{mr:.2}"),
+            ]);
+            out.push(serde_json::json!({"game": g.id(), "mcts": s, "openspiel_cpp_ms": cpp, "openspiel_python_ms": py,
+                "random_vs_random_matches_per_s": rr, "mcts_vs_random_matches_per_s": mr}));
+        }
     }
     if a.json {
         print_json(&serde_json::json!({"sims": a.sims, "games": out, "openspiel": os}));
