@@ -28,7 +28,7 @@ impl LocalChat {
     pub fn open(name_or_path: &str, offline: bool) -> Result<Self> {
         let path = tessera_core::assets::resolve_model(name_or_path, offline)?;
         let model = tessera_lm::load(&path)?;
-        Ok(Self::new(model, model_id(name_or_path))?)
+        Self::new(model, model_id(name_or_path))
     }
 
     /// Shares an existing engine (e.g. the server's).
@@ -48,7 +48,7 @@ impl LocalChat {
         let (prompt, sp) = prepare(&self.engine, req, false)?;
         let n = req.params.n;
         let rx = if n == 1 {
-            self.engine.submit_stream(prompt.clone(), sp)?
+            self.engine.submit_plain(prompt.clone(), sp)?
         } else {
             self.engine.submit_batch(vec![prompt.clone(); n], sp)?
         };

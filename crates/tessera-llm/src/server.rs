@@ -204,8 +204,10 @@ async fn chat_completions(State(st): State<AppState>, headers: HeaderMap, body: 
     );
     let n = parsed.request.params.n;
     let prompt_tokens = prompt.len();
-    let rx = if n == 1 {
+    let rx = if parsed.stream {
         st.engine.submit_stream(prompt, sp)
+    } else if n == 1 {
+        st.engine.submit_plain(prompt, sp)
     } else {
         st.engine.submit_batch(vec![prompt; n], sp)
     };

@@ -49,7 +49,7 @@ impl ChatParams {
                 self.temperature
             )));
         }
-        if !self.top_p.is_finite() || !(self.top_p > 0.0 && self.top_p <= 1.0) {
+        if !(self.top_p.is_finite() && self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(LlmError::Invalid(format!(
                 "top_p {} out of range (0, 1]",
                 self.top_p

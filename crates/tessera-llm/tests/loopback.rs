@@ -33,6 +33,7 @@ async fn round_trip_matches_the_runtime() {
     let req = ChatRequest::user("Hello there").with_params(params(20));
     let r = c.chat(&req).await.unwrap();
     let g = direct(&h, &req);
+    assert!(!g.tokens.is_empty(), "the tiny model should say something");
     assert_eq!(r.text(), g.text);
     assert_eq!(r.model, TINY_ID);
     assert_eq!(r.usage.prompt_tokens, g.prompt_tokens);
@@ -105,7 +106,7 @@ async fn streaming_equals_non_streaming_at_temperature_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_two_concurrent_requests_all_complete() {
-    let (h, _d) = tiny_server(2, 64, None).await;
+    let (h, _d) = tiny_server_batching(2, 64, 8, None).await;
     let c = Arc::new(client(&h, TINY_ID));
     let reqs: Vec<ChatRequest> = (0..32)
         .map(|i| ChatRequest::user(format!("Request number {i}")).with_params(params(12)))
@@ -124,6 +125,36 @@ async fn thirty_two_concurrent_requests_all_complete() {
     }
     let v = wait_stats(h.addr(), |e| e["completed"] == 32).await;
     assert_eq!(v["engine"]["queued"], 0);
+    h.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_greedy_requests_run_as_one_batch_with_unchanged_answers() {
+    let (h, _d) = tiny_server_batching(1, 64, 8, None).await;
+    h.engine().pause();
+    let c = Arc::new(client(&h, TINY_ID));
+    let reqs: Vec<ChatRequest> = (0..6)
+        .map(|i| ChatRequest::user("x".repeat(i * 3 + 1)).with_params(params(16)))
+        .collect();
+    let tasks: Vec<_> = reqs
+        .iter()
+        .cloned()
+        .map(|r| {
+            let c = c.clone();
+            tokio::spawn(async move { c.chat(&r).await })
+        })
+        .collect();
+    wait_stats(h.addr(), |e| e["queued"] == 6).await;
+    h.engine().resume();
+    for (t, r) in tasks.into_iter().zip(&reqs) {
+        let got = t.await.unwrap().unwrap();
+        let want = direct(&h, r);
+        assert_eq!(got.text(), want.text);
+        assert_eq!(got.usage.completion_tokens, want.tokens.len());
+    }
+    let v = wait_stats(h.addr(), |e| e["completed"] == 6).await;
+    assert_eq!(v["engine"]["batches"], 1);
+    assert_eq!(v["engine"]["batched_jobs"], 6);
     h.stop().await.unwrap();
 }
 
@@ -272,6 +303,20 @@ async fn client_disconnect_cancels_the_generation() {
     let v = wait_stats(h.addr(), |e| e["cancelled"] == 1).await;
     assert_eq!(v["engine"]["completed"], 0);
     assert_eq!(v["engine"]["generated_tokens"], 0);
+    // The same for a plain (non-streaming) request whose client hangs up while it waits.
+    h.engine().pause();
+    let plain = body.replace(r#","stream":true"#, "");
+    let addr = h.addr();
+    let waiting = tokio::spawn(async move {
+        raw(addr, "POST", "/v1/chat/completions", &[], plain.as_bytes()).await
+    });
+    wait_stats(h.addr(), |e| e["queued"] == 1).await;
+    waiting.abort();
+    let _ = waiting.await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    h.engine().resume();
+    let v = wait_stats(h.addr(), |e| e["cancelled"] == 2).await;
+    assert_eq!(v["engine"]["completed"], 0);
     h.stop().await.unwrap();
 }
 

@@ -15,11 +15,22 @@ pub async fn tiny_server(
     queue: usize,
     api_key: Option<&str>,
 ) -> (ServerHandle, tempfile::TempDir) {
+    tiny_server_batching(workers, queue, 1, api_key).await
+}
+
+/// [`tiny_server`] merging up to `max_batch` queued greedy requests.
+pub async fn tiny_server_batching(
+    workers: usize,
+    queue: usize,
+    max_batch: usize,
+    api_key: Option<&str>,
+) -> (ServerHandle, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
     tessera_lm::testing::write_tiny_gguf(&path, 7).unwrap();
     let model = tessera_lm::load(&path).unwrap();
-    let engine = Arc::new(Engine::new(Arc::new(model), workers, queue).unwrap());
+    let engine =
+        Arc::new(Engine::with_batching(Arc::new(model), workers, queue, max_batch).unwrap());
     let mut cfg = ServerConfig::new(TINY_ID);
     cfg.api_key = api_key.map(str::to_string);
     cfg.default_max_tokens = 24;
