@@ -171,21 +171,12 @@ pub fn generate(
     let tok = model.tokenizer()?;
     let mut rng = tessera_core::rng::seeded(p.seed);
     let mut cache = Cache::new(model.config.num_hidden_layers);
-    let ids = Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?;
-    let mut logits = model.forward(
-        Input::Ids(&ids),
-        Forward {
-            cache: Some(&mut cache),
-            last_only: true,
-            ..Default::default()
-        },
-    )?;
+    let mut row = model.next_logits(prompt, &mut cache)?;
     let (mut tokens, mut logprobs) = (Vec::new(), Vec::new());
     let mut emitted = 0usize;
     let mut finish = FinishReason::Length;
     let mut text = String::new();
     for _ in 0..p.max_tokens {
-        let row: Vec<f32> = logits.flatten_all()?.to_vec1()?;
         let (next, lp) = sample(&row, p, &mut rng);
         if tok.eos_ids.contains(&next) {
             finish = FinishReason::Stop;
@@ -228,15 +219,7 @@ pub fn generate(
         if tokens.len() == p.max_tokens {
             break;
         }
-        let step = Tensor::new(&[next], &Device::Cpu)?.unsqueeze(0)?;
-        logits = model.forward(
-            Input::Ids(&step),
-            Forward {
-                cache: Some(&mut cache),
-                last_only: true,
-                ..Default::default()
-            },
-        )?;
+        row = model.next_logits(&[next], &mut cache)?;
     }
     if text.len() > emitted {
         on_text(&text[emitted..]);

@@ -347,6 +347,21 @@ impl Llama {
         ))?)
     }
 
+    /// Feeds `tokens` (one sequence) through the model, extending `cache`, and returns the logits of the last
+    /// position: the step function of incremental decoding.
+    pub fn next_logits(&self, tokens: &[u32], cache: &mut Cache) -> Result<Vec<f32>> {
+        let ids = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+        let logits = self.forward(
+            Input::Ids(&ids),
+            Forward {
+                cache: Some(cache),
+                last_only: true,
+                ..Default::default()
+            },
+        )?;
+        Ok(logits.flatten_all()?.to_vec1()?)
+    }
+
     /// Runs the model. Returns logits `[batch, tokens, vocab]` (or `[batch, 1, vocab]` with `last_only`).
     pub fn forward(&self, input: Input<'_>, mut opts: Forward<'_>) -> Result<Tensor> {
         let c = &self.config;

@@ -2,8 +2,7 @@
 //! decoding timed separately, plus the process's peak resident memory.
 use crate::error::Result;
 use crate::generate::{sample, SamplingParams};
-use crate::model::{Cache, Forward, Input, Llama};
-use candle_core::{Device, Tensor};
+use crate::model::{Cache, Llama};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -28,46 +27,19 @@ pub fn peak_rss_mb() -> Option<f64> {
 
 /// Times one prompt forward and `steps` greedy decode steps (after a short warm-up).
 pub fn measure_decode(model: &Llama, prompt: &[u32], steps: usize) -> Result<DecodeSpeed> {
-    let dev = Device::Cpu;
     let layers = model.config.num_hidden_layers;
     // Warm-up: touch every weight once.
-    let mut c = Cache::new(layers);
-    let warm = Tensor::new(&prompt[..prompt.len().min(4)], &dev)?.unsqueeze(0)?;
-    model.forward(
-        Input::Ids(&warm),
-        Forward {
-            cache: Some(&mut c),
-            last_only: true,
-            ..Default::default()
-        },
-    )?;
+    model.next_logits(&prompt[..prompt.len().min(4)], &mut Cache::new(layers))?;
     let mut cache = Cache::new(layers);
-    let ids = Tensor::new(prompt, &dev)?.unsqueeze(0)?;
     let t0 = Instant::now();
-    let mut logits = model.forward(
-        Input::Ids(&ids),
-        Forward {
-            cache: Some(&mut cache),
-            last_only: true,
-            ..Default::default()
-        },
-    )?;
+    let mut row = model.next_logits(prompt, &mut cache)?;
     let prompt_s = t0.elapsed().as_secs_f64();
     let greedy = SamplingParams::default();
     let mut rng = tessera_core::rng::seeded(0);
     let t1 = Instant::now();
     for _ in 0..steps {
-        let row: Vec<f32> = logits.flatten_all()?.to_vec1()?;
         let (next, _) = sample(&row, &greedy, &mut rng);
-        let step = Tensor::new(&[next], &dev)?.unsqueeze(0)?;
-        logits = model.forward(
-            Input::Ids(&step),
-            Forward {
-                cache: Some(&mut cache),
-                last_only: true,
-                ..Default::default()
-            },
-        )?;
+        row = model.next_logits(&[next], &mut cache)?;
     }
     let decode_s = t1.elapsed().as_secs_f64();
     Ok(DecodeSpeed {
