@@ -48,6 +48,24 @@ impl Criterion {
     }
 }
 
+/// A fixed pseudo-random tie-break key for edge `e` (SplitMix64): ranking ties (common: many Jaccard scores are 0,
+/// many gradients are exactly 0) must not be broken by node id, which can correlate with the labels.
+pub fn tie_key(e: usize) -> u64 {
+    let mut z = (e as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Orders edge ids by descending score, ties by [`tie_key`].
+pub fn sort_desc(idx: &mut [usize], score: impl Fn(usize) -> f64) {
+    idx.sort_by(|&a, &b| {
+        score(b)
+            .total_cmp(&score(a))
+            .then(tie_key(a).cmp(&tie_key(b)))
+    });
+}
+
 /// Jaccard similarity of every directed edge.
 pub fn jaccard(g: &Graph) -> Vec<f32> {
     let rows = g.edge_rows();

@@ -163,7 +163,7 @@ pub fn random_mask(g: &Graph, keep: f64, seed: u64) -> Vec<bool> {
 pub fn global_top_mask(scores: &[f32], keep: f64) -> Vec<bool> {
     let n_keep = keep_count(keep, scores.len());
     let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    criteria::sort_desc(&mut idx, |e| scores[e] as f64);
     let mut m = vec![false; scores.len()];
     for &e in &idx[..n_keep] {
         m[e] = true;
@@ -177,7 +177,7 @@ pub fn local_top_mask(g: &Graph, scores: &[f32], keep: f64) -> Vec<bool> {
     for i in 0..g.n {
         let (a, b) = (g.row_ptr[i], g.row_ptr[i + 1]);
         let mut idx: Vec<usize> = (a..b).collect();
-        idx.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]).then(x.cmp(&y)));
+        criteria::sort_desc(&mut idx, |e| scores[e] as f64);
         for &e in &idx[..keep_count(keep, b - a)] {
             m[e] = true;
         }
@@ -232,7 +232,25 @@ fn train_fixed(
     Ok((model, out, t))
 }
 
-/// One MoG training run; returns (outcome, sparsity, inference seconds, the final sparse structure's edge ids).
+/// One finished MoG training run.
+pub struct MogRun {
+    /// Training outcome.
+    pub outcome: gnn::TrainOutcome,
+    /// Fraction of directed edges removed by the final structure.
+    pub sparsity: f64,
+    /// Median inference seconds on the final structure.
+    pub inference_seconds: f64,
+    /// Seconds spent routing and mixing during training.
+    pub mix_seconds: f64,
+    /// The trained GNN.
+    pub model: Gnn,
+    /// The final structure's aggregation operator.
+    pub prop: Arc<Propagation>,
+    /// The final structure's (detached) edge weights.
+    pub gate: candle_core::Tensor,
+}
+
+/// One MoG training run (router + GNN), evaluated on the structure of the best validation epoch.
 #[allow(clippy::too_many_arguments)]
 pub fn train_mog(
     d: &Dataset,
@@ -244,7 +262,7 @@ pub fn train_mog(
     cfg: &TrainConfig,
     seed: u64,
     reps: usize,
-) -> Result<(gnn::TrainOutcome, f64, f64, f64)> {
+) -> Result<MogRun> {
     let mut ps = Params::new(seed);
     let model = Gnn::new(
         kind,
@@ -262,7 +280,7 @@ pub fn train_mog(
         &mut ps,
         seed,
     )?;
-    let out = gnn::train(
+    let outcome = gnn::train(
         &model,
         ps.vars.clone(),
         x,
@@ -273,8 +291,16 @@ pub fn train_mog(
         seed,
     )?;
     let (s, gate) = src.final_graph()?;
-    let t = gnn::time_inference(&model, x, &s.prop, Some(&gate), reps)?;
-    Ok((out, s.sparsity, t, src.mix_seconds))
+    let inference_seconds = gnn::time_inference(&model, x, &s.prop, Some(&gate), reps)?;
+    Ok(MogRun {
+        outcome,
+        sparsity: s.sparsity,
+        inference_seconds,
+        mix_seconds: src.mix_seconds,
+        model,
+        prop: s.prop.clone(),
+        gate,
+    })
 }
 
 /// Criterion scores for every directed edge, in [`Criterion::ALL`] order; the gradient criterion uses `model`.
@@ -372,7 +398,7 @@ pub fn run_mog_experiment(
             ));
         }
         for (name, mog) in variants {
-            let (out, sp, t, _) = train_mog(
+            let r = train_mog(
                 &data,
                 &x,
                 &p.split,
@@ -384,7 +410,14 @@ pub fn run_mog_experiment(
                 cfg.timing_reps,
             )?;
             push(
-                record(name, &level_label(&mog.keep_levels), seed, sp, &out, t),
+                record(
+                    name,
+                    &level_label(&mog.keep_levels),
+                    seed,
+                    r.sparsity,
+                    &r.outcome,
+                    r.inference_seconds,
+                ),
                 &mut runs,
             );
         }
@@ -581,7 +614,7 @@ pub fn run_bench(cfg: &BenchConfig, log: &mut dyn FnMut(&str)) -> Result<BenchRe
         x: x.clone(),
         split: split.clone(),
     };
-    let (dense_model, dense, dense_t) = train_fixed(
+    let (dense_model, dense, dense_t0) = train_fixed(
         &p,
         cfg.model,
         prop_full.clone(),
@@ -591,13 +624,22 @@ pub fn run_bench(cfg: &BenchConfig, log: &mut dyn FnMut(&str)) -> Result<BenchRe
     )?;
     log(&format!(
         "dense: test {:.4}, {} epochs in {:.1}s, inference {:.4}s",
-        dense.test_accuracy, dense.epochs, dense.train_seconds, dense_t
+        dense.test_accuracy, dense.epochs, dense.train_seconds, dense_t0
     ));
     let t = std::time::Instant::now();
     let scores = all_scores(&d, &x, &dense_model, &prop_full, &split.train, 16, cfg.seed)?;
     log(&format!("criteria in {:.1}s", t.elapsed().as_secs_f64()));
-    let (mog, sparsity, mog_t, mix_s) = train_mog(
+    let run = train_mog(
         &d, &x, &split, cfg.model, &scores, &cfg.mog, &cfg.train, cfg.seed, cfg.reps,
+    )?;
+    let (mog, sparsity, mix_s) = (run.outcome.clone(), run.sparsity, run.mix_seconds);
+    // Same trained weights on the dense and the MoG graph, timed interleaved.
+    let (dense_t, mog_t) = gnn::time_inference_pair(
+        &run.model,
+        &x,
+        (&prop_full, None),
+        (&run.prop, Some(&run.gate)),
+        cfg.reps,
     )?;
     log(&format!(
         "mog: test {:.4}, sparsity {:.3}, {} epochs in {:.1}s (mixing {:.1}s), inference {:.4}s",
@@ -624,8 +666,6 @@ pub fn run_bench(cfg: &BenchConfig, log: &mut dyn FnMut(&str)) -> Result<BenchRe
             0.0,
         )?;
         let dense_p = Propagation::new(cfg.model, gnn::full_pattern(&g.graph)?)?;
-        let dt = gnn::time_inference(&model, &xg, &dense_p, None, cfg.reps.min(5))?;
-        drop(dense_p);
         // Sparse graph at MoG's measured keep ratio, chosen per node by one MoG expert (edge degree).
         let mask = local_top_mask(&g.graph, &criteria::edge_degree(&g.graph), keep);
         let (pat, _) = pattern_from_mask(&g.graph, &mask)?;
@@ -636,7 +676,14 @@ pub fn run_bench(cfg: &BenchConfig, log: &mut dyn FnMut(&str)) -> Result<BenchRe
             candle_core::DType::F32,
             &candle_core::Device::Cpu,
         )?;
-        let st = gnn::time_inference(&model, &xg, &sparse_p, Some(&ones), cfg.reps.min(5))?;
+        let (dt, st) = gnn::time_inference_pair(
+            &model,
+            &xg,
+            (&dense_p, None),
+            (&sparse_p, Some(&ones)),
+            cfg.reps.min(5),
+        )?;
+        drop(dense_p);
         let pt = ScalingPoint {
             nodes: n,
             dense_edges: g.graph.num_directed_edges(),

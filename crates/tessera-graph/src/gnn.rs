@@ -426,6 +426,7 @@ pub fn train(
     let mut rng = tessera_core::rng::derived(seed, "train-dropout");
     let mut best = (f64::NEG_INFINITY, f64::INFINITY, 0usize, 0.0f64);
     let mut epochs = 0;
+    let trace = std::env::var_os("TESSERA_GRAPH_TRACE").is_some();
     for epoch in 0..cfg.max_epochs {
         epochs = epoch + 1;
         let g = edges.epoch_graph(epoch, true)?;
@@ -440,6 +441,12 @@ pub fn train(
         let pred = predictions(&logits)?;
         let val_acc = val_t.accuracy(&pred);
         let val_loss = val_t.loss(&logits)?.to_scalar::<f32>()? as f64;
+        if trace {
+            eprintln!(
+                "epoch {epoch}: train loss {:.4} val acc {val_acc:.4} val loss {val_loss:.4}",
+                loss.to_scalar::<f32>()?
+            );
+        }
         if val_acc > best.0 || (val_acc == best.0 && val_loss < best.1) {
             best = (val_acc, val_loss, epoch, test_t.accuracy(&pred));
             edges.mark_best(epoch);
@@ -493,6 +500,31 @@ pub fn time_inference(
     }
     ts.sort_by(|a, b| a.total_cmp(b));
     Ok(ts[ts.len() / 2])
+}
+
+/// Median wall times (seconds) of inference on two graphs, measured interleaved (A, B, A, B, ...) so that load
+/// changes on a shared machine hit both alike. Returns `(a, b)`.
+pub fn time_inference_pair(
+    model: &Gnn,
+    x: &Input,
+    a: (&Propagation, Option<&Tensor>),
+    b: (&Propagation, Option<&Tensor>),
+    reps: usize,
+) -> Result<(f64, f64)> {
+    let _ = model.forward(x, a.0, a.1, None)?;
+    let _ = model.forward(x, b.0, b.1, None)?;
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for _ in 0..reps.max(1) {
+        let t = std::time::Instant::now();
+        let _ = model.forward(x, a.0, a.1, None)?;
+        ta.push(t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        let _ = model.forward(x, b.0, b.1, None)?;
+        tb.push(t.elapsed().as_secs_f64());
+    }
+    ta.sort_by(|p, q| p.total_cmp(q));
+    tb.sort_by(|p, q| p.total_cmp(q));
+    Ok((ta[ta.len() / 2], tb[tb.len() / 2]))
 }
 
 /// A pattern holding every directed edge of an undirected graph.

@@ -79,6 +79,9 @@ pub struct MogConfig {
     pub refresh_every: usize,
     /// Mixture rule.
     pub mix: MixMode,
+    /// Choose the training structure with the noisy gates (the paper's noisy top-k); when false, the structure
+    /// always comes from the clean gates and the noise only perturbs the gate values (train = eval structure).
+    pub noisy_structure: bool,
 }
 
 impl Default for MogConfig {
@@ -91,6 +94,7 @@ impl Default for MogConfig {
             balance_weight: 1e-2,
             refresh_every: 10,
             mix: MixMode::Grassmann,
+            noisy_structure: true,
         }
     }
 }
@@ -134,7 +138,7 @@ impl Experts {
                 .map(|i| {
                     let (a, b) = (g.row_ptr[i], g.row_ptr[i + 1]);
                     let mut idx: Vec<usize> = (a..b).collect();
-                    idx.sort_by(|&x, &y| s[y].total_cmp(&s[x]).then(x.cmp(&y)));
+                    crate::criteria::sort_desc(&mut idx, |e| s[e] as f64);
                     let mut out = vec![0u32; b - a];
                     for (rank, e) in idx.into_iter().enumerate() {
                         out[e - a] = rank as u32;
@@ -388,7 +392,7 @@ fn mix_row(
         }
     };
     let mut idx: Vec<usize> = (0..d).collect();
-    idx.sort_by(|&x, &y| score[y].total_cmp(&score[x]).then(x.cmp(&y)));
+    crate::criteria::sort_desc(&mut idx, |t| score[t]);
     let mut keep = vec![false; d];
     for &t in &idx[..n_keep] {
         keep[t] = true;
@@ -701,7 +705,12 @@ impl EdgeSource for MogSource<'_> {
             &self.eval_state
         };
         if refresh || state.is_none() {
-            let s = self.build(&gating.host)?;
+            let s = if training && !self.cfg.noisy_structure {
+                let clean = self.router.route(&self.x, None)?;
+                self.build(&clean.host)?
+            } else {
+                self.build(&gating.host)?
+            };
             if training {
                 self.train_state = Some(s);
             } else {
