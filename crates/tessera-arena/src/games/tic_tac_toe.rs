@@ -3,21 +3,14 @@
 use crate::game::{mix, Action, Game, Turn};
 use tessera_core::rng::Rng;
 
-const LINES: [[usize; 3]; 8] = [
-    [0, 1, 2],
-    [3, 4, 5],
-    [6, 7, 8],
-    [0, 3, 6],
-    [1, 4, 7],
-    [2, 5, 8],
-    [0, 4, 8],
-    [2, 4, 6],
-];
+/// The eight lines as bit masks over cells 0..9 (cell = 3·row + column).
+const LINES: [u16; 8] = [0o007, 0o070, 0o700, 0o111, 0o222, 0o444, 0o421, 0o124];
 
 /// A Tic-Tac-Toe position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TicTacToe {
-    board: [u8; 9],
+    /// Bit masks of the cells held by `x` and by `o`.
+    marks: [u16; 2],
     to_move: u8,
     moves: u8,
     winner: i8,
@@ -26,10 +19,22 @@ pub struct TicTacToe {
 impl Default for TicTacToe {
     fn default() -> Self {
         TicTacToe {
-            board: [0; 9],
+            marks: [0; 2],
             to_move: 0,
             moves: 0,
             winner: -1,
+        }
+    }
+}
+
+impl TicTacToe {
+    fn cell(&self, i: usize) -> u8 {
+        if self.marks[0] >> i & 1 == 1 {
+            1
+        } else if self.marks[1] >> i & 1 == 1 {
+            2
+        } else {
+            0
         }
     }
 }
@@ -55,22 +60,24 @@ impl Game for TicTacToe {
         if self.is_terminal() {
             return;
         }
-        out.extend((0..9).filter(|&i| self.board[i] == 0).map(|i| i as Action));
+        let mut free = !(self.marks[0] | self.marks[1]) & 0x1ff;
+        while free != 0 {
+            out.push(free.trailing_zeros() as Action);
+            free &= free - 1;
+        }
     }
     fn chance_outcomes(&self, out: &mut Vec<(Action, f64)>) {
         out.clear();
     }
     fn apply(&mut self, a: Action) {
-        let p = self.to_move;
-        self.board[a as usize] = p + 1;
+        let p = self.to_move as usize;
+        self.marks[p] |= 1 << a;
         self.moves += 1;
-        if LINES
-            .iter()
-            .any(|l| l.contains(&(a as usize)) && l.iter().all(|&i| self.board[i] == p + 1))
-        {
+        let m = self.marks[p];
+        if LINES.iter().any(|&l| m & l == l) {
             self.winner = p as i8;
         }
-        self.to_move = 1 - p;
+        self.to_move = 1 - self.to_move;
     }
     fn returns(&self) -> [f64; 2] {
         match self.winner {
@@ -84,7 +91,7 @@ impl Game for TicTacToe {
         for r in 0..3 {
             s.push_str(&format!("R{} ", r + 1));
             for c in 0..3 {
-                s.push_str(&format!("  {}", mark(self.board[3 * r + c])));
+                s.push_str(&format!("  {}", mark(self.cell(3 * r + c))));
             }
             s.push('\n');
         }
@@ -98,9 +105,10 @@ impl Game for TicTacToe {
         0..9
     }
     fn info_key(&self, _player: usize) -> u64 {
-        self.board
-            .iter()
-            .fold(self.to_move as u64, |h, &c| mix(h, c as u64))
+        mix(
+            mix(self.to_move as u64, self.marks[0] as u64),
+            self.marks[1] as u64,
+        )
     }
     fn determinize(&self, _player: usize, _rng: &mut Rng) -> Self {
         *self

@@ -181,7 +181,15 @@ fn play(ctx: &Ctx, a: PlayArgs, default_matches: usize) -> anyhow::Result<()> {
             );
         }
     })?;
-    let recs = tournament::scored(&tournament::read_records(&summary.records)?);
+    // Score only this configuration's matches (the directory may hold records of other runs).
+    let recs: Vec<_> = tournament::scored(&tournament::read_records(&summary.records)?)
+        .into_iter()
+        .filter(|r| {
+            cfg.games.contains(&r.game)
+                && r.index < cfg.matches
+                && r.seats.iter().all(|s| cfg.agents.contains(s))
+        })
+        .collect();
     if recs.is_empty() {
         bail!(
             "no match could be scored (infrastructure failures: {}); rerun with --out {} to retry",
