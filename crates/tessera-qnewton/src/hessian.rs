@@ -115,19 +115,26 @@ fn kron_sum(aug: &Mat<f64>, g: &[Vec<f64>], out: usize) -> Mat<f64> {
     let (batch, cols) = (aug.nrows(), aug.ncols());
     let size = out * cols;
     let mut h = Mat::zeros(size, size);
+    let mut scaled = Mat::<f64>::zeros(batch, cols);
     for a in 0..out {
         for b in a..out {
             let weights: Vec<f64> = (0..batch).map(|n| g[n][a * out + b]).collect();
             if weights.iter().all(|w| *w == 0.0) {
                 continue;
             }
-            let scaled = Mat::from_fn(batch, cols, |n, i| weights[n] * aug[(n, i)]);
-            let m = aug.transpose() * &scaled;
             for i in 0..cols {
-                for j in 0..cols {
+                let (src, dst) = (aug.col_as_slice(i), scaled.col_as_slice_mut(i));
+                for ((d, s), w) in dst.iter_mut().zip(src).zip(&weights) {
+                    *d = w * s;
+                }
+            }
+            let m = aug.transpose() * &scaled;
+            for j in 0..cols {
+                for i in 0..cols {
+                    // M_ab is symmetric, so both writes walk a column contiguously.
                     let v = m[(i, j)];
                     h[(a * cols + i, b * cols + j)] = v;
-                    h[(b * cols + j, a * cols + i)] = v;
+                    h[(b * cols + i, a * cols + j)] = v;
                 }
             }
         }

@@ -45,66 +45,72 @@ pub fn sparsify_symmetric(
     mode: Symmetrize,
     compensate: bool,
 ) -> Sparsified {
-    let n = h.nrows();
-    let mut keep = vec![false; n * n];
-    if ratio >= 1.0 {
-        keep.iter_mut().for_each(|k| *k = true);
-    } else {
-        let k = ((ratio * n as f64).floor() as usize).clamp(1, n);
-        let mut mags: Vec<f64> = Vec::with_capacity(n);
-        for i in 0..n {
-            // Row i of a symmetric matrix is its column i: contiguous in faer's column-major storage.
-            let row = h.col_as_slice(i);
-            mags.clear();
-            mags.extend(row.iter().map(|v| v.abs()));
-            let (_, &mut threshold, _) = mags.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-            for (j, v) in row.iter().enumerate() {
-                if v.abs() >= threshold {
-                    keep[i * n + j] = true;
-                }
-            }
-        }
-        // `keep[i·n + j]`: j is in row i's top set. Symmetrise, then always keep the diagonal.
-        for i in 0..n {
-            for j in i + 1..n {
-                let (a, b) = (keep[i * n + j], keep[j * n + i]);
-                let both = match mode {
-                    Symmetrize::Intersection => a && b,
-                    Symmetrize::Union => a || b,
-                };
-                keep[i * n + j] = both;
-                keep[j * n + i] = both;
-            }
-            keep[i * n + i] = true;
-        }
-    }
-    // `keep` is symmetric, so `keep[j·n + i]` walks column j contiguously.
-    let mut matrix = Mat::from_fn(n, n, |i, j| if keep[j * n + i] { h[(i, j)] } else { 0.0 });
-    let mut row_sparsity = 0;
-    let mut nnz = 0;
-    for i in 0..n {
-        let flags = &keep[i * n..(i + 1) * n];
-        let col = h.col_as_slice(i);
-        let count = flags
-            .iter()
-            .zip(col)
-            .filter(|(k, v)| **k && **v != 0.0)
-            .count();
-        row_sparsity = row_sparsity.max(count);
-        nnz += count;
-        if compensate {
-            let dropped: f64 = flags
-                .iter()
-                .zip(col)
-                .filter(|(k, _)| !**k)
-                .map(|(_, v)| v.abs())
-                .sum();
-            matrix[(i, i)] += dropped;
-        }
-    }
+    let thresholds = row_thresholds(h, ratio);
+    let mut matrix = h.clone();
+    let (row_sparsity, density) = prune_with_thresholds(&mut matrix, &thresholds, mode, compensate);
     Sparsified {
         matrix,
-        row_sparsity: row_sparsity.max(1),
-        density: nnz as f64 / (n * n).max(1) as f64,
+        row_sparsity,
+        density,
     }
+}
+
+/// Like [`sparsify_symmetric`] but prunes `h` in place (no allocation); returns `(row_sparsity, density)`.
+pub fn sparsify_in_place(
+    h: &mut Mat<f64>,
+    ratio: f64,
+    mode: Symmetrize,
+    compensate: bool,
+) -> (usize, f64) {
+    let thresholds = row_thresholds(h, ratio);
+    prune_with_thresholds(h, &thresholds, mode, compensate)
+}
+
+/// Per-row magnitude threshold: the `⌊ratio·N⌋`-th largest `|h_ij|` (0 keeps everything). Row i is column i.
+fn row_thresholds(h: &Mat<f64>, ratio: f64) -> Vec<f64> {
+    let n = h.nrows();
+    if ratio >= 1.0 {
+        return vec![0.0; n];
+    }
+    let k = ((ratio * n as f64).floor() as usize).clamp(1, n);
+    let mut mags: Vec<f64> = Vec::with_capacity(n);
+    (0..n)
+        .map(|i| {
+            mags.clear();
+            mags.extend(h.col_as_slice(i).iter().map(|v| v.abs()));
+            *mags.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1
+        })
+        .collect()
+}
+
+/// Zeroes the entries outside the symmetrised top sets, column by column (contiguous, branch-free inner loop).
+fn prune_with_thresholds(
+    h: &mut Mat<f64>,
+    thresholds: &[f64],
+    mode: Symmetrize,
+    compensate: bool,
+) -> (usize, f64) {
+    let n = h.nrows();
+    let union = mode == Symmetrize::Union;
+    let (mut row_sparsity, mut nnz) = (0, 0);
+    for j in 0..n {
+        let tj = thresholds[j];
+        let mut dropped = 0.0;
+        let mut count = 0;
+        for (i, (v, &ti)) in h.col_as_slice_mut(j).iter_mut().zip(thresholds).enumerate() {
+            // (i, j) is in row i's top set iff |h_ij| ≥ t_i, and in row j's iff |h_ij| ≥ t_j (|h_ij| = |h_ji|).
+            let mag = v.abs();
+            let limit = if union { ti.min(tj) } else { ti.max(tj) };
+            let keep = (mag >= limit) | (i == j);
+            dropped += if keep { 0.0 } else { mag };
+            *v = if keep { *v } else { 0.0 };
+            count += usize::from(*v != 0.0);
+        }
+        if compensate {
+            h[(j, j)] += dropped;
+        }
+        row_sparsity = row_sparsity.max(count);
+        nnz += count;
+    }
+    (row_sparsity.max(1), nnz as f64 / (n * n).max(1) as f64)
 }

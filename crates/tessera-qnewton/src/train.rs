@@ -13,7 +13,7 @@ use crate::hessian::{layer_blocks, Curvature};
 use crate::mlp::{batch_matrix, Mlp};
 use crate::newton::{clip, regularize_in_place, solve_lu, NewtonConfig, StepRule, StepState};
 use crate::scheduler::{decide, Route, SchedulerConfig};
-use crate::sparsify::sparsify_symmetric;
+use crate::sparsify::sparsify_in_place;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 use std::time::Instant;
@@ -352,17 +352,17 @@ fn newton_block(
     let seed = tessera_core::rng::derive_seed(cfg.seed, &format!("kappa-{step}-{layer}"));
     let kappa_raw = lanczos_extremes(h.as_ref(), cfg.scheduler.lanczos_steps, seed)?.kappa();
     let t0 = Stopwatch::start();
-    let (mut a, d) = if scheduled {
-        let s = sparsify_symmetric(
-            &h,
+    let mut a = h;
+    let d = if scheduled {
+        sparsify_in_place(
+            &mut a,
             cfg.newton.sparsity_ratio,
             cfg.newton.symmetrize,
             cfg.newton.compensate,
-        );
-        (s.matrix, s.row_sparsity)
+        )
+        .0
     } else {
-        let n = h.nrows();
-        (h, n)
+        a.nrows()
     };
     let lambda = regularize_in_place(&mut a, &cfg.newton);
     time.prune += t0.elapsed();
