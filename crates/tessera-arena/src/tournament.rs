@@ -354,6 +354,12 @@ pub fn run_tournament(
     }
     let backends = resolve_backends(cfg, &specs)?;
     let path = out.join("matches.jsonl");
+    // A run killed mid-write can leave a torn last line: start appending on a fresh line.
+    if let Ok(bytes) = std::fs::read(&path) {
+        if bytes.last().is_some_and(|&b| b != b'\n') {
+            tessera_core::fsx::append_line(&path, "")?;
+        }
+    }
     let done: HashSet<String> = scored(&read_records(&path)?)
         .into_iter()
         .map(|r| r.key)
@@ -449,6 +455,13 @@ mod tests {
         assert!(kuhn.moves[0].chance && kuhn.moves[1].chance && !kuhn.moves[2].chance);
         let again = run_tournament(&cfg, dir.path(), &|_| {}).unwrap();
         assert_eq!((again.played, again.resumed), (0, 8));
+        // A torn last line (crash mid-write) loses only that match, which is replayed.
+        let text = std::fs::read_to_string(&s.records).unwrap();
+        let cut = text.trim_end().rfind('\n').unwrap() + 20;
+        std::fs::write(&s.records, &text[..cut]).unwrap();
+        let healed = run_tournament(&cfg, dir.path(), &|_| {}).unwrap();
+        assert_eq!((healed.played, healed.resumed), (1, 7));
+        assert_eq!(scored(&read_records(&s.records).unwrap()).len(), 8);
         // Same seed => same moves (reproducible), independent of parallelism.
         let dir2 = tempfile::tempdir().unwrap();
         cfg.parallel = 1;
