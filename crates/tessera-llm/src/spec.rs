@@ -11,8 +11,24 @@ use crate::error::{LlmError, Result};
 use crate::local::LocalChat;
 use crate::openai::{OpenAiChat, OpenAiConfig};
 use crate::record::{Recording, ReplayChat};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
+
+/// Local models already open in this process, so agents naming the same model share one copy and one queue.
+fn open_local(name_or_path: &str, offline: bool) -> Result<Arc<LocalChat>> {
+    static OPEN: OnceLock<Mutex<HashMap<String, Weak<LocalChat>>>> = OnceLock::new();
+    let map = OPEN.get_or_init(Default::default);
+    let mut m = map
+        .lock()
+        .map_err(|_| LlmError::Config("local model cache poisoned".into()))?;
+    if let Some(c) = m.get(name_or_path).and_then(Weak::upgrade) {
+        return Ok(c);
+    }
+    let c = Arc::new(LocalChat::open(name_or_path, offline)?);
+    m.insert(name_or_path.to_string(), Arc::downgrade(&c));
+    Ok(c)
+}
 
 /// Parses the part after `openai:`.
 pub fn parse_openai(rest: &str) -> Result<OpenAiConfig> {
@@ -56,7 +72,8 @@ pub fn parse_openai(rest: &str) -> Result<OpenAiConfig> {
     Ok(cfg)
 }
 
-/// Opens a backend from its spec string. `offline` forbids downloading local models.
+/// Opens a backend from its spec string. `offline` forbids downloading local models. A local model already open
+/// in this process (same spec) is shared, not loaded again.
 pub fn open(spec: &str, offline: bool) -> Result<Arc<dyn ChatModel>> {
     let (spec, record) = match spec.rsplit_once(";record=") {
         Some((s, p)) => (s, Some(p)),
@@ -68,7 +85,7 @@ pub fn open(spec: &str, offline: bool) -> Result<Arc<dyn ChatModel>> {
         ))
     })?;
     let model: Arc<dyn ChatModel> = match kind {
-        "local" => Arc::new(LocalChat::open(rest, offline)?),
+        "local" => open_local(rest, offline)?,
         "openai" => Arc::new(OpenAiChat::new(parse_openai(rest)?)?),
         "replay" => Arc::new(ReplayChat::open(rest)?),
         _ => {

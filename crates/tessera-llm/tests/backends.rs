@@ -146,6 +146,11 @@ fn spec_strings_parse_and_fail_clearly() {
     tessera_lm::testing::write_tiny_gguf(&p, 1).unwrap();
     let m = spec::open(&format!("local:{}", p.display()), true).unwrap();
     assert_eq!(m.name(), "local:m");
+    let again = spec::open(&format!("local:{}", p.display()), true).unwrap();
+    assert!(
+        std::ptr::addr_eq(Arc::as_ptr(&m), Arc::as_ptr(&again)),
+        "one model, shared"
+    );
 }
 
 #[test]

@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// `max_tokens` for requests that set none.
     #[arg(long, default_value_t = 256)]
     pub max_tokens: usize,
+    /// Merge up to this many queued non-streamed greedy requests into one batch (1 = off).
+    #[arg(long, default_value_t = 8)]
+    pub max_batch: usize,
 }
 
 fn load_engine(
@@ -43,9 +46,15 @@ fn load_engine(
     model: &str,
     workers: usize,
     queue: usize,
+    max_batch: usize,
 ) -> anyhow::Result<Arc<Engine>> {
     let m = super::lm::load_model(ctx, model)?;
-    Ok(Arc::new(Engine::new(Arc::new(m), workers, queue)?))
+    Ok(Arc::new(Engine::with_batching(
+        Arc::new(m),
+        workers,
+        queue,
+        max_batch,
+    )?))
 }
 
 /// Runs `tessera serve` until Ctrl-C.
@@ -63,7 +72,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<()> {
     }
     cfg.default_max_tokens = a.max_tokens;
     let id = cfg.model_id.clone();
-    let engine = load_engine(ctx, &a.model, a.workers, a.queue)?;
+    let engine = load_engine(ctx, &a.model, a.workers, a.queue, a.max_batch)?;
     let bind = format!("{}:{}", a.host, a.port);
     server::run_blocking(engine, cfg, &bind, |addr| {
         eprintln!("tessera serve: model `{id}` at http://{addr}/v1 (Ctrl-C to stop)");
@@ -95,6 +104,9 @@ pub struct BenchServeArgs {
     /// Generation worker threads of the self-hosted server.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    /// Batching settings of the self-hosted server to compare (comma-separated `--max-batch` values).
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    pub max_batch: Vec<usize>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -116,18 +128,34 @@ pub fn bench(ctx: &Ctx, a: BenchServeArgs) -> anyhow::Result<()> {
         max_tokens: a.max_tokens,
         prompt: "Write one sentence about the ocean.".into(),
     };
-    let levels = match &a.url {
-        Some(url) => bench::remote(url, &id, &cfg)?,
+    let mut rows = Vec::new();
+    match &a.url {
+        Some(url) => rows.extend(
+            bench::remote(url, &id, &cfg)?
+                .into_iter()
+                .map(|l| (None, l)),
+        ),
         None => {
             let queue = a.clients.iter().max().copied().unwrap_or(1) * 2;
-            let engine = load_engine(ctx, &a.model, a.workers, queue)?;
-            let mut sc = ServerConfig::new(id.clone());
-            sc.default_max_tokens = a.max_tokens;
-            bench::self_hosted(engine, sc, &cfg)?
+            let model = Arc::new(super::lm::load_model(ctx, &a.model)?);
+            for &mb in &a.max_batch {
+                let engine = Arc::new(Engine::with_batching(model.clone(), a.workers, queue, mb)?);
+                let mut sc = ServerConfig::new(id.clone());
+                sc.default_max_tokens = a.max_tokens;
+                let levels = bench::self_hosted(engine, sc, &cfg)?;
+                rows.extend(levels.into_iter().map(|l| (Some(mb), l)));
+            }
         }
-    };
-    let base = levels.first().map(|l| l.requests_per_s).unwrap_or(f64::NAN);
+    }
+    let base = rows
+        .first()
+        .map(|(_, l)| l.requests_per_s)
+        .unwrap_or(f64::NAN);
     if a.json {
+        let levels: Vec<_> = rows
+            .iter()
+            .map(|(mb, l)| serde_json::json!({ "max_batch": mb, "result": l }))
+            .collect();
         print_json(&serde_json::json!({
             "model": id, "url": a.url, "workers": a.workers, "requests": a.requests,
             "max_tokens": a.max_tokens, "levels": levels,
@@ -145,12 +173,21 @@ pub fn bench(ctx: &Ctx, a: BenchServeArgs) -> anyhow::Result<()> {
             .unwrap_or_default()
     );
     println!(
-        "{:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "clients", "errors", "req/s", "tok/s", "p50 ms", "p95 ms", "p99 ms", "vs first"
+        "{:>9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "max_batch",
+        "clients",
+        "errors",
+        "req/s",
+        "tok/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "vs first"
     );
-    for l in &levels {
+    for (mb, l) in &rows {
         println!(
-            "{:>7} {:>7} {:>9.2} {:>9.1} {:>9.0} {:>9.0} {:>9.0} {:>8.2}x",
+            "{:>9} {:>7} {:>7} {:>9.2} {:>9.1} {:>9.0} {:>9.0} {:>9.0} {:>8.2}x",
+            mb.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
             l.clients,
             l.errors,
             l.requests_per_s,
@@ -171,7 +208,7 @@ pub fn tour(
     dir: &tessera_core::record::RunDir,
 ) -> anyhow::Result<Option<crate::tour::Section>> {
     let model = super::lm::DEFAULT_MODEL;
-    let engine = load_engine(ctx, model, 1, 16)?;
+    let engine = load_engine(ctx, model, 1, 16, 1)?;
     let question = "What is the capital of France? Answer in one sentence.";
     let req = ChatRequest::user(question).with_params(ChatParams {
         max_tokens: 32,
