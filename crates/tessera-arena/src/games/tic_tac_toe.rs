@@ -74,8 +74,11 @@ impl Game for TicTacToe {
         self.marks[p] |= 1 << a;
         self.moves += 1;
         let m = self.marks[p];
-        if LINES.iter().any(|&l| m & l == l) {
-            self.winner = p as i8;
+        for &line in &LINES {
+            if m & line == line {
+                self.winner = p as i8;
+                break;
+            }
         }
         self.to_move = 1 - self.to_move;
     }
