@@ -396,14 +396,19 @@ impl ServerHandle {
         &self.engine
     }
 
-    /// Stops accepting, lets open requests finish, and waits.
+    /// Stops accepting and lets open requests finish for up to 10 s; then drops them (cancelling their
+    /// generations).
     pub async fn stop(mut self) -> Result<()> {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        match (&mut self.task).await {
-            Ok(r) => r.map_err(|e| LlmError::Config(format!("server: {e}"))),
-            Err(e) => Err(LlmError::Config(format!("server task: {e}"))),
+        match tokio::time::timeout(Duration::from_secs(10), &mut self.task).await {
+            Ok(Ok(r)) => r.map_err(|e| LlmError::Config(format!("server: {e}"))),
+            Ok(Err(e)) => Err(LlmError::Config(format!("server task: {e}"))),
+            Err(_) => {
+                self.task.abort();
+                Ok(())
+            }
         }
     }
 }
