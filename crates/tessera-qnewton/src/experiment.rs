@@ -301,13 +301,13 @@ pub fn comparison_report(runs: &[LabelledRun], dir: &Path, prefix: &str) -> Resu
             .enumerate()
             .map(|(l, pts)| {
                 let n = pts.len();
-                let head = pts.iter().take(5).map(|p| p.1).sum::<f64>() / n.min(5).max(1) as f64;
+                let head = pts.iter().take(5).map(|p| p.1).sum::<f64>() / n.clamp(1, 5) as f64;
                 let tail = pts
                     .iter()
                     .skip(n.saturating_sub(5))
                     .map(|p| p.1)
                     .sum::<f64>()
-                    / n.min(5).max(1) as f64;
+                    / n.clamp(1, 5) as f64;
                 let bsz = blocks
                     .iter()
                     .find(|b| b.layer == l)

@@ -144,7 +144,7 @@ pub fn hhl_solve(a: &Mat<f64>, b: &[f64], cfg: &HhlConfig) -> Result<HhlResult> 
             b.len()
         )));
     }
-    if !(1..=12).contains(&cfg.clock_qubits) || !(cfg.range > 0.0 && cfg.range < 1.0) {
+    if !((1..=12).contains(&cfg.clock_qubits) && cfg.range > 0.0 && cfg.range < 1.0) {
         return Err(QnError::Config(
             "clock qubits must be 1..=12 and range in (0, 1)".into(),
         ));

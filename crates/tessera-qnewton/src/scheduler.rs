@@ -69,7 +69,8 @@ impl Decision {
 /// Routes one block given its κ estimate, row sparsity `d` and classical solve time.
 pub fn decide(cfg: &SchedulerConfig, kappa: f64, d: usize, t_classical: f64) -> Decision {
     let t_quantum = cost::quantum_time(cfg.gate_time, d, kappa, cfg.qlsa_eps);
-    let kappa_limited = !(kappa <= cfg.kappa_limit);
+    // NaN κ counts as over the limit.
+    let kappa_limited = kappa.is_nan() || kappa > cfg.kappa_limit;
     let route = if !kappa_limited && t_quantum < t_classical {
         Route::Quantum
     } else {

@@ -15,7 +15,7 @@ use tessera_qnewton::train::{self, Optimizer, TrainConfig};
 #[derive(Subcommand)]
 pub enum QnewtonCmd {
     /// Train an MLP with SGD, Adam, block-Newton or scheduled Q-Newton (`--optimizer all` compares them).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Exact statevector HHL on a random SPD block, compared with the classical solve.
     Hhl(HhlArgs),
 }
@@ -120,7 +120,7 @@ pub struct HhlArgs {
 /// Runs a `tessera qnewton` subcommand.
 pub fn run(ctx: &Ctx, cmd: QnewtonCmd) -> anyhow::Result<()> {
     match cmd {
-        QnewtonCmd::Train(a) => train_cmd(ctx, a),
+        QnewtonCmd::Train(a) => train_cmd(ctx, *a),
         QnewtonCmd::Hhl(a) => hhl_cmd(a),
     }
 }
