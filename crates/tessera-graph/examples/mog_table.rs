@@ -1,5 +1,6 @@
 //! `tessera graph mog` without the CLI (handy while other crates are mid-edit):
-//! `... --example mog_table -- DATASET MODEL SEEDS OUT_DIR`. Writes result.json, report.md and the plot.
+//! `... --example mog_table -- DATASET MODEL SEEDS OUT_DIR [BASELINE_KEEPS [EXTRA_LEVEL_SETS]]`
+//! (e.g. `0.5` and `0.5/0.3/0.2`). Writes result.json, report.md and the plot.
 use tessera_core::record::RunDir;
 use tessera_graph::experiment::{run_mog_experiment, MogExperiment};
 use tessera_graph::gnn::{ModelKind, TrainConfig};
@@ -14,6 +15,20 @@ fn main() -> tessera_graph::Result<()> {
         patience: 30,
         ..TrainConfig::default()
     };
+    if let Some(b) = a.get(5) {
+        cfg.baseline_keeps = b.split(',').filter_map(|v| v.parse().ok()).collect();
+    }
+    if let Some(c) = a.get(6) {
+        cfg.extra_level_sets = c
+            .split(',')
+            .map(|set| {
+                set.split('/')
+                    .filter_map(|v| v.parse().ok())
+                    .collect::<Vec<f64>>()
+            })
+            .filter(|v| !v.is_empty())
+            .collect();
+    }
     let dir = RunDir::at(arg(4, "runs/mog"))?;
     let r = tessera_graph::with_threads(1, || {
         run_mog_experiment(&cfg, &mut |r| {

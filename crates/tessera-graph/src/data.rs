@@ -244,7 +244,7 @@ impl Dataset {
             let mut parts = rest.split(':');
             let n: usize = parts
                 .next()
-                .and_then(|s| parse_count(s))
+                .and_then(parse_count)
                 .ok_or_else(|| GraphError::Invalid(format!("bad node count in {spec:?}")))?;
             let deg: f64 = match parts.next() {
                 Some(s) => s
@@ -469,7 +469,7 @@ mod tests {
             .filter(|(&r, &c)| d.labels[r as usize] == d.labels[c as usize])
             .count();
         let h = same as f64 / rows.len() as f64;
-        assert!((h - 0.3).abs() < 0.05, "homophily {h}");
+        assert!((h - cfg.homophily).abs() < 0.05, "homophily {h}");
         let s = d.standard_split(3);
         assert_eq!(s.train.len(), 200);
     }

@@ -231,7 +231,7 @@ pub fn grassmann_scores(experts: &[(f64, Vec<bool>)], beta: f64) -> Result<Vec<f
         let l = star_laplacian(kept);
         let (_, u) = sym_eigen(&l)?;
         let up = u.as_ref().subcols(0, p);
-        let proj = &up * up.transpose();
+        let proj = up * up.transpose();
         mix += (&l - proj * beta) * gate;
     }
     // U = p smallest eigenvectors of the mixture; L̂ = U Λ Uᵀ; Â = D − L̂ (off-diagonal: −L̂).
