@@ -1,7 +1,7 @@
 //! The training clock: CPU time of the calling thread.
 //!
-//! Four engineers share two cores on the machine these numbers come from, so wall-clock time of a solve varied by
-//! ±40% between identical runs. Training runs faer single-threaded and charges each phase its thread CPU time
+//! Four engineers share two cores on the machine these numbers come from, so the wall-clock time of identical runs
+//! varied by up to 80%. Training runs faer single-threaded and charges each phase its thread CPU time
 //! (`CLOCK_THREAD_CPUTIME_ID`), which other processes barely disturb. Non-Unix targets fall back to wall time.
 use std::time::Instant;
 

@@ -1,4 +1,4 @@
-//! Condition-number estimates for the scheduler (Q-Newton, arXiv 2405.00252, §3.2 "condition number").
+//! Condition-number estimates for the scheduler (Q-Newton, arXiv 2405.00252: the condition-number estimate of the scheduler).
 //!
 //! - [`lanczos_extremes`]: Lanczos with full reorthogonalisation; the extreme Ritz values of the tridiagonal
 //!   projection (eigenvalues through faer) approximate `λ_min` and `λ_max`, giving `κ ≈ λ_max/λ_min`.

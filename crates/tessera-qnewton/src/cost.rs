@@ -1,4 +1,4 @@
-//! Cost models for the scheduler (Q-Newton, arXiv 2405.00252, §3.3).
+//! Cost models for the scheduler (Q-Newton, arXiv 2405.00252: the QLSA vs classical time model).
 //!
 //! **Quantum.** The paper (and the reference code's `compute_expected_query_cost`) counts block-encoding queries of
 //! the quantum linear-system algorithm of Jennings, Lostaglio, Pallister, Sornborger & Subaşı, "Efficient quantum

@@ -163,7 +163,7 @@ pub fn comparison_report(runs: &[LabelledRun], dir: &Path, prefix: &str) -> Resu
     rep.para(&format!(
         "Dataset `{dataset}`. Time is charged training time (evaluation excluded). For Q-Newton rows, solves routed \
          to the quantum solver are charged their **modelled** time `T_Q = gate_time × queries(d, κ, ε)`; every other \
-         part is measured wall-clock on this machine."
+         part is measured (CPU time of the single training thread; faer runs single-threaded)."
     ));
     let rows: Vec<Vec<String>> = runs
         .iter()

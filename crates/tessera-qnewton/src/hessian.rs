@@ -1,6 +1,6 @@
 //! Layer-wise Hessian blocks of the MLP loss, computed exactly by second-order backpropagation.
 //!
-//! Q-Newton (Li et al., arXiv 2405.00252, §3) solves one linear system per layer with that layer's diagonal Hessian
+//! Q-Newton (Li et al., arXiv 2405.00252) solves one linear system per layer with that layer's diagonal Hessian
 //! block `H_ll = ∂²L/∂θ_l²`. Because a layer's pre-activations `z = W·ã` are linear in its parameters, the block is
 //! exactly a sum of per-sample Kronecker products
 //!

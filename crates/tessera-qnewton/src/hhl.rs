@@ -1,5 +1,5 @@
 //! Exact statevector simulation of the HHL quantum linear-system algorithm (Harrow, Hassidim & Lloyd,
-//! PRL 103, 150502 (2009)) — the small-scale check behind Q-Newton's quantum route (arXiv 2405.00252, §2.2).
+//! PRL 103, 150502 (2009)) — the small-scale check behind Q-Newton's quantum route (arXiv 2405.00252, background on QLSAs).
 //!
 //! Registers: `n_s ≤ 4` system qubits holding `|b⟩` (the block padded to `2^{n_s}` with `λ_max` on the extra
 //! diagonal, which `b` never touches), `n_c` clock qubits and one ancilla. Index of an amplitude:

@@ -5,7 +5,7 @@
 //! Neural Network Training with Newton's Gradient Descent" (Q-Newton), arXiv 2405.00252.
 //!
 //! Where to find each piece of the paper:
-//! - [`scheduler`]: the routing rule (the paper's contribution, Algorithm 1);
+//! - [`scheduler`]: the routing rule (the paper's contribution);
 //! - [`cost`]: the QLSA query-count model (Jennings et al. 2023) and classical flop counts;
 //! - [`condition`]: κ by Lanczos and the determinant/Frobenius bound (fixed typo, log space);
 //! - [`sparsify`]: symmetric magnitude pruning and the row sparsity `d`;

@@ -1,4 +1,4 @@
-//! The Newton step on one layer block and the first-order step rules (Q-Newton, arXiv 2405.00252, §3.1).
+//! The Newton step on one layer block and the first-order step rules (Q-Newton, arXiv 2405.00252, and its reference code).
 //!
 //! `Δθ = (H + λI)⁻¹·g` with `λ = ε·max|H_ij| + damping` (the reference's `normalization_epsilon`), clipped to
 //! `±clip` as the reference's JAX path does; `Δθ` is then fed to SGD with momentum or Adam in place of the gradient.

@@ -1,5 +1,5 @@
 //! The hybrid quantum/classical linear-solver scheduler — the paper's contribution (Q-Newton, Li, Liu, Wang & Chen,
-//! arXiv 2405.00252, §3.3 and Algorithm 1).
+//! arXiv 2405.00252; the reference code has no scheduler, so the rule follows the abstracts).
 //!
 //! For every layer block and step: estimate κ of the regularised, pruned block (Lanczos, [`crate::condition`]),
 //! read its row sparsity `d` ([`crate::sparsify`]), model the quantum time `T_Q = gate_time × queries(d, κ, ε)`

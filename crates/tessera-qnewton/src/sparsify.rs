@@ -1,4 +1,4 @@
-//! Symmetric magnitude sparsification of a Hessian block (Q-Newton, arXiv 2405.00252, §3.2 "sparsity").
+//! Symmetric magnitude sparsification of a Hessian block (Q-Newton, arXiv 2405.00252: "symmetry-aware" pruning).
 //!
 //! Each row keeps its `⌊r·N⌋` largest-magnitude entries (at least one). The reference code stops there, which breaks
 //! symmetry (entry `(i,j)` may survive in row `i` but not in row `j`); here the row masks `M` are symmetrised and the

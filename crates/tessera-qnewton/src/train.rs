@@ -1,4 +1,4 @@
-//! Training loops: SGD, Adam, classical block-Newton and scheduled Q-Newton (arXiv 2405.00252, Algorithm 1).
+//! Training loops: SGD, Adam, classical block-Newton and scheduled Q-Newton (arXiv 2405.00252).
 //!
 //! Every optimiser sees the same seeded minibatches. Time is thread CPU time with faer single-threaded
 //! ([`crate::clock`]). The clock counts forward/backward, Hessian blocks, pruning,
