@@ -358,7 +358,8 @@ pub fn tour(_ctx: &Ctx, dir: &RunDir) -> anyhow::Result<Option<crate::tour::Sect
     dir.write_json("graph_mog.json", &res)?;
     let mut rep = tessera_graph::report::mog_report(&res, dir, "graph_")?;
     rep.para(
-        "Small scale: one seed, baselines at keep 0.5 only. Full tables: `tessera graph mog --dataset cora --model gcn --seeds 5` \
+        "Small scale: one seed, baselines at keep 0.5 only. Inference times on a graph this small are dominated by \
+         the dense feature transform and by noise; speed is measured on large SBM graphs by `tessera bench graph`. Full tables: `tessera graph mog --dataset cora --model gcn --seeds 5` \
          (see crates/tessera-graph/README.md).",
     );
     let json = serde_json::json!({
