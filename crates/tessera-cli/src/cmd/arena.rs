@@ -83,9 +83,9 @@ pub struct ReportArgs {
 }
 
 /// The chat-backend factory for LLM agent specs (`cot:local:smollm2-135m`, `prompt:openai:URL#model`).
-/// `None` until a backend crate is wired in here; LLM specs then fail with a clear error.
-pub fn backend_factory(_ctx: &Ctx) -> Option<BackendFactory> {
-    None
+/// Backends come from `tessera-llm` (`local:NAME_OR_PATH`, `openai:URL#model`, `replay:PATH`).
+pub fn backend_factory(ctx: &Ctx) -> Option<BackendFactory> {
+    Some(super::llm_bridge::arena_backend_factory(ctx))
 }
 
 fn parse_games(ids: &[String]) -> anyhow::Result<Vec<GameId>> {

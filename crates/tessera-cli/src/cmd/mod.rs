@@ -2,6 +2,7 @@
 pub mod arena;
 pub mod assets;
 pub mod graph;
+pub mod llm_bridge;
 pub mod lm;
 pub mod qnewton;
 pub mod serve;
@@ -14,5 +15,8 @@ pub struct Ctx {
 
 /// Prints a JSON value on one line (the `--json` contract: one object on stdout).
 pub fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string(v).unwrap_or_else(|_| "{}".into()));
+    println!(
+        "{}",
+        serde_json::to_string(v).unwrap_or_else(|_| "{}".into())
+    );
 }

@@ -1,0 +1,62 @@
+//! Connects systems that call language models through their own small traits (the arena's `ChatBackend`) to the
+//! shared chat backends of `tessera-llm` (`local:…`, `openai:URL#model`, `replay:…`).
+use super::Ctx;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tessera_arena::agents::backend::{
+    self as arena_backend, BackendError, BackendFactory, ChatBackend,
+};
+use tessera_llm::{BlockingChat, ChatRequest, LlmError};
+
+/// A `tessera-llm` backend seen through the arena's trait.
+struct ArenaChat(BlockingChat);
+
+fn classify(e: LlmError) -> BackendError {
+    // Infrastructure failures are not the agent's fault: the match is recorded as such and retried on resume.
+    if e.is_infrastructure() {
+        BackendError::Infrastructure(e.to_string())
+    } else {
+        BackendError::Refused(e.to_string())
+    }
+}
+
+impl ChatBackend for ArenaChat {
+    fn chat(
+        &self,
+        messages: &[arena_backend::ChatMessage],
+        params: &arena_backend::ChatParams,
+    ) -> Result<Vec<String>, BackendError> {
+        let msgs = messages
+            .iter()
+            .map(|m| tessera_llm::ChatMessage::new(&m.role, m.content.clone()))
+            .collect();
+        let p = tessera_llm::ChatParams {
+            temperature: params.temperature as f64,
+            max_tokens: params.max_tokens as usize,
+            n: params.n as usize,
+            seed: params.seed,
+            ..Default::default()
+        };
+        let resp = self
+            .0
+            .chat(&ChatRequest::new(msgs).with_params(p))
+            .map_err(classify)?;
+        Ok(resp.texts())
+    }
+}
+
+/// A factory for arena LLM agents; each distinct backend spec is opened once and shared.
+pub fn arena_backend_factory(ctx: &Ctx) -> BackendFactory {
+    let offline = ctx.offline;
+    let opened: Mutex<HashMap<String, Arc<dyn ChatBackend>>> = Mutex::new(HashMap::new());
+    Arc::new(move |spec: &str| {
+        let mut map = opened.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = map.get(spec) {
+            return Ok(b.clone());
+        }
+        let chat = BlockingChat::open(spec, offline).map_err(classify)?;
+        let b: Arc<dyn ChatBackend> = Arc::new(ArenaChat(chat));
+        map.insert(spec.to_string(), b.clone());
+        Ok(b)
+    })
+}
