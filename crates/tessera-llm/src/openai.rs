@@ -72,7 +72,7 @@ pub struct OpenAiChat {
     cfg: OpenAiConfig,
     endpoint: Uri,
     key: Option<Secret>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     slots: Arc<Semaphore>,
 }
 
@@ -95,15 +95,9 @@ impl OpenAiChat {
     /// Builds the client; reads the key from `cfg.api_key_env` now (an unset variable is an error naming it).
     pub fn new(cfg: OpenAiConfig) -> Result<Self> {
         let base = cfg.base_url.trim_end_matches('/');
-        if base.starts_with("https://") {
+        if !base.starts_with("http://") && !base.starts_with("https://") {
             return Err(LlmError::Config(format!(
-                "{base}: https is not supported by this build (plain-HTTP client); use an http:// URL, e.g. a \
-                 local TLS-terminating proxy"
-            )));
-        }
-        if !base.starts_with("http://") {
-            return Err(LlmError::Config(format!(
-                "{base}: the URL must start with http://"
+                "{base}: the URL must start with http:// or https://"
             )));
         }
         let endpoint: Uri = format!("{base}/chat/completions")
@@ -128,9 +122,15 @@ impl OpenAiChat {
         let mut conn = HttpConnector::new();
         conn.set_connect_timeout(Some(cfg.timeout.min(Duration::from_secs(30))));
         conn.set_nodelay(true);
+        conn.enforce_http(false);
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(conn);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build(conn);
+            .build(tls);
         Ok(OpenAiChat {
             slots: Arc::new(Semaphore::new(cfg.max_concurrency)),
             cfg,
