@@ -63,7 +63,9 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let ctx = cmd::Ctx { offline: cli.offline };
+    let ctx = cmd::Ctx {
+        offline: cli.offline,
+    };
     let res = match cli.cmd {
         Cmd::Assets(c) => cmd::assets::run(&ctx, c),
         Cmd::Info(a) => cmd::lm::info(&ctx, a),

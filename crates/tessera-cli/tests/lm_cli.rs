@@ -14,9 +14,17 @@ fn tiny(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 fn assert_clean_failure(out: &std::process::Output, needle: &str) {
-    assert_eq!(out.status.code(), Some(2), "exit code; stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "exit code; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("tessera: error")).collect();
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("tessera: error"))
+        .collect();
     assert_eq!(lines.len(), 1, "one error line: {err}");
     assert!(lines[0].contains(needle), "{err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -26,11 +34,25 @@ fn assert_clean_failure(out: &std::process::Output, needle: &str) {
 fn generate_and_info_print_one_json_object() {
     let dir = tempfile::tempdir().unwrap();
     let p = tiny(dir.path());
-    let out = tessera().args(["generate"]).arg(&p).args(["--prompt", "hello", "--max-tokens", "5", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tessera()
+        .args(["generate"])
+        .arg(&p)
+        .args(["--prompt", "hello", "--max-tokens", "5", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["text"].is_string() && v["generation"]["tokens"].as_array().unwrap().len() <= 5);
-    let out = tessera().args(["info"]).arg(&p).arg("--json").output().unwrap();
+    let out = tessera()
+        .args(["info"])
+        .arg(&p)
+        .arg("--json")
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["config"]["num_hidden_layers"], 2);
 }
@@ -41,8 +63,19 @@ fn perplexity_json_has_the_contract_key() {
     let p = tiny(dir.path());
     let text = dir.path().join("t.txt");
     std::fs::write(&text, "hello there\r\nthe hell 123\r\n".repeat(20)).unwrap();
-    let out = tessera().arg("perplexity").arg(&p).arg("--text").arg(&text).args(["--window", "32", "--stride", "16", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tessera()
+        .arg("perplexity")
+        .arg(&p)
+        .arg("--text")
+        .arg(&text)
+        .args(["--window", "32", "--stride", "16", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["perplexity"].as_f64().unwrap() > 1.0);
 }
@@ -58,9 +91,32 @@ fn bad_inputs_exit_2_with_one_line_naming_the_problem() {
     assert_clean_failure(&out, "cut.gguf");
     let noise = dir.path().join("noise.gguf");
     std::fs::write(&noise, vec![0xabu8; 1000]).unwrap();
-    assert_clean_failure(&tessera().arg("generate").arg(&noise).args(["--prompt", "x"]).output().unwrap(), "noise.gguf");
+    assert_clean_failure(
+        &tessera()
+            .arg("generate")
+            .arg(&noise)
+            .args(["--prompt", "x"])
+            .output()
+            .unwrap(),
+        "noise.gguf",
+    );
     let empty = dir.path().join("empty.txt");
     std::fs::write(&empty, "").unwrap();
-    assert_clean_failure(&tessera().arg("perplexity").arg(&p).arg("--text").arg(&empty).output().unwrap(), "empty.txt");
-    assert_clean_failure(&tessera().args(["--offline", "info", "no-such-model"]).output().unwrap(), "no-such-model");
+    assert_clean_failure(
+        &tessera()
+            .arg("perplexity")
+            .arg(&p)
+            .arg("--text")
+            .arg(&empty)
+            .output()
+            .unwrap(),
+        "empty.txt",
+    );
+    assert_clean_failure(
+        &tessera()
+            .args(["--offline", "info", "no-such-model"])
+            .output()
+            .unwrap(),
+        "no-such-model",
+    );
 }

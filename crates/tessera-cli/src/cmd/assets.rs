@@ -28,7 +28,9 @@ pub fn run(ctx: &Ctx, c: AssetsCmd) -> anyhow::Result<()> {
             } else {
                 names
                     .iter()
-                    .map(|n| assets::find_model(n).ok_or_else(|| anyhow::anyhow!("unknown model `{n}`")))
+                    .map(|n| {
+                        assets::find_model(n).ok_or_else(|| anyhow::anyhow!("unknown model `{n}`"))
+                    })
                     .collect::<anyhow::Result<_>>()?
             };
             for a in list {
@@ -56,7 +58,10 @@ pub fn run(ctx: &Ctx, c: AssetsCmd) -> anyhow::Result<()> {
                 println!("cache: {}", assets::home().display());
                 for a in assets::MODELS {
                     let st = if a.is_present() { "cached" } else { "missing" };
-                    println!("{:<18} {:<8} {:<28} {}", a.name, st, a.requirement, a.description);
+                    println!(
+                        "{:<18} {:<8} {:<28} {}",
+                        a.name, st, a.requirement, a.description
+                    );
                 }
             }
             Ok(())
