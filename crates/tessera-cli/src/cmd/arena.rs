@@ -26,12 +26,17 @@ pub enum ArenaCmd {
 /// Arguments of `match` and `tournament`.
 #[derive(Args)]
 pub struct PlayArgs {
+    /// TOML file with any of: games, agents (lists), matches, out, seed, parallel, retries, sc_samples,
+    /// temperature, max_tokens, bootstrap. Its keys replace the built-in defaults; --games, --agents, --matches
+    /// and --out given on the command line replace the file's.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Games, comma-separated (default: all ten).
     #[arg(long, value_delimiter = ',')]
     pub games: Vec<String>,
     /// Agent specs, comma-separated: random, mcts[:sims=N], ismcts[:sims=N], mcts_clairvoyant, cfr, cfr+, tft,
     /// prompt|cot|sccot|tot:<backend spec>.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "config")]
     pub agents: Vec<String>,
     /// Matches per pairing and game.
     #[arg(long)]
@@ -102,6 +107,7 @@ fn parse_games(ids: &[String]) -> anyhow::Result<Vec<GameId>> {
 pub fn run(ctx: &Ctx, cmd: ArenaCmd) -> anyhow::Result<()> {
     match cmd {
         ArenaCmd::Match(a) => {
+            let a = apply_config(a)?;
             if a.agents.len() != 2 {
                 bail!("`arena match` takes exactly two agents (got {}); use `arena tournament` for more", a.agents.len());
             }
@@ -140,7 +146,61 @@ pub fn run(ctx: &Ctx, cmd: ArenaCmd) -> anyhow::Result<()> {
     }
 }
 
+/// A tournament configuration file (`--config`); every key is optional.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PlayFile {
+    games: Option<Vec<String>>,
+    agents: Option<Vec<String>>,
+    matches: Option<usize>,
+    out: Option<PathBuf>,
+    seed: Option<u64>,
+    parallel: Option<usize>,
+    retries: Option<u32>,
+    sc_samples: Option<u32>,
+    temperature: Option<f32>,
+    max_tokens: Option<u32>,
+    bootstrap: Option<usize>,
+}
+
+/// Folds a `--config` file into the arguments (file keys replace defaults; explicit list/out flags win).
+fn apply_config(mut a: PlayArgs) -> anyhow::Result<PlayArgs> {
+    let Some(path) = a.config.clone() else {
+        return Ok(a);
+    };
+    let text = tessera_core::fsx::read_to_string(&path)?;
+    let f: PlayFile = toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map_or(1, |sp| text[..sp.start].matches('\n').count() + 1);
+        anyhow::anyhow!("{}:{line}: {}", path.display(), e.message().trim())
+    })?;
+    if a.games.is_empty() {
+        a.games = f.games.unwrap_or_default();
+    }
+    if a.agents.is_empty() {
+        a.agents = f.agents.unwrap_or_default();
+    }
+    if a.agents.is_empty() {
+        bail!(
+            "{}: no agents (set `agents = [...]` or pass --agents)",
+            path.display()
+        );
+    }
+    a.matches = a.matches.or(f.matches);
+    a.out = a.out.or(f.out);
+    a.seed = f.seed.unwrap_or(a.seed);
+    a.parallel = f.parallel.unwrap_or(a.parallel);
+    a.retries = f.retries.unwrap_or(a.retries);
+    a.sc_samples = f.sc_samples.unwrap_or(a.sc_samples);
+    a.temperature = f.temperature.unwrap_or(a.temperature);
+    a.max_tokens = f.max_tokens.unwrap_or(a.max_tokens);
+    a.bootstrap = f.bootstrap.unwrap_or(a.bootstrap);
+    Ok(a)
+}
+
 fn play(ctx: &Ctx, a: PlayArgs, default_matches: usize) -> anyhow::Result<()> {
+    let a = apply_config(a)?;
     let games = parse_games(&a.games)?;
     let dir = match &a.out {
         Some(p) => RunDir::at(p)?,

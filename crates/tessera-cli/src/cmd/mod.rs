@@ -14,9 +14,9 @@ pub struct Ctx {
 }
 
 /// Prints a JSON value on one line (the `--json` contract: one object on stdout).
+/// A closed pipe (e.g. `| head`) is not an error.
 pub fn print_json(v: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string(v).unwrap_or_else(|_| "{}".into())
-    );
+    use std::io::Write as _;
+    let line = serde_json::to_string(v).unwrap_or_else(|_| "{}".into());
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
