@@ -53,24 +53,24 @@ fn tokenizer_matches_llama_cpp_ids() {
     );
 }
 
+/// Our logits for every position of `ids`, `[tokens, vocab]`.
+fn all_logits(m: &Llama, ids: &[u32]) -> Tensor {
+    let x = Tensor::new(ids, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    m.forward(Input::Ids(&x), Forward::default())
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+}
+
 #[test]
 fn logits_match_candle_transformers_llama_on_every_position() {
     let Some(p) = model_path() else { return };
     let m = load(&p).unwrap();
     let ids = prompt(&m);
-    let ours = m
-        .forward(
-            Input::Ids(
-                &Tensor::new(ids.as_slice(), &Device::Cpu)
-                    .unwrap()
-                    .unsqueeze(0)
-                    .unwrap(),
-            ),
-            Forward::default(),
-        )
-        .unwrap()
-        .squeeze(0)
-        .unwrap();
+    let ours = all_logits(&m, &ids);
     // Reference model on the same (HF-layout) weights.
     let tensors: HashMap<String, Tensor> = m
         .named_vars()
@@ -134,19 +134,7 @@ fn top1_agrees_with_candle_quantized_llama() {
     let Some(p) = model_path() else { return };
     let m = load(&p).unwrap();
     let ids = prompt(&m);
-    let ours = m
-        .forward(
-            Input::Ids(
-                &Tensor::new(ids.as_slice(), &Device::Cpu)
-                    .unwrap()
-                    .unsqueeze(0)
-                    .unwrap(),
-            ),
-            Forward::default(),
-        )
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
+    let ours = all_logits(&m, &ids)
         .argmax(1)
         .unwrap()
         .to_vec1::<u32>()
