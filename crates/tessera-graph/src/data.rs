@@ -2,9 +2,73 @@
 //! connected component, Planetoid-style seeded splits) and a stochastic-block-model generator for large graphs.
 use crate::error::{invalid, GraphError, Result};
 use crate::npz::read_npz;
+use crate::parquet_cora::{read_cora, RawGraph};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_distr_free::normal;
+use std::path::Path;
+
+/// Reads a gnn-benchmark `.npz` (CSR adjacency and binary CSR attributes, see `shared/data/MANIFEST.md`).
+fn read_npz_graph(path: &Path) -> Result<RawGraph> {
+    let arrays = read_npz(path)?;
+    let bad = |msg: &str| GraphError::Npz {
+        path: path.display().to_string(),
+        msg: msg.into(),
+    };
+    let get = |k: &str| {
+        arrays
+            .get(k)
+            .ok_or_else(|| bad(&format!("missing array {k}")))
+    };
+    let adj_ptr = get("adj_indptr")?.to_i64();
+    let adj_idx = get("adj_indices")?.to_i64();
+    let n = get("adj_shape")?
+        .to_i64()
+        .first()
+        .copied()
+        .unwrap_or(0)
+        .max(0) as usize;
+    let attr_ptr = get("attr_indptr")?.to_i64();
+    let attr_idx = get("attr_indices")?.to_i64();
+    let f = get("attr_shape")?
+        .to_i64()
+        .get(1)
+        .copied()
+        .unwrap_or(0)
+        .max(0) as usize;
+    let labels = get("labels")?.to_i64();
+    if adj_ptr.len() != n + 1 || attr_ptr.len() != n + 1 || labels.len() != n {
+        return Err(bad("adjacency / attribute / label arrays do not match n"));
+    }
+    let range = |ptr: &[i64], i: usize, len: usize| {
+        let (a, b) = (ptr[i].max(0) as usize, ptr[i + 1].max(0) as usize);
+        if a > b || b > len {
+            Err(bad("CSR offsets out of range"))
+        } else {
+            Ok(a..b)
+        }
+    };
+    let mut edges = Vec::with_capacity(adj_idx.len());
+    let mut feature_rows = Vec::with_capacity(n);
+    for i in 0..n {
+        for k in range(&adj_ptr, i, adj_idx.len())? {
+            let j = adj_idx[k];
+            if j < 0 || j as usize >= n {
+                return Err(bad("adjacency index out of range"));
+            }
+            edges.push((i as u32, j as u32));
+        }
+        let row = range(&attr_ptr, i, attr_idx.len())?;
+        feature_rows.push(attr_idx[row].iter().map(|&c| c.max(0) as u32).collect());
+    }
+    Ok(RawGraph {
+        n,
+        edges,
+        feature_rows,
+        num_features: f,
+        labels: labels.iter().map(|&l| l.max(0) as u32).collect(),
+    })
+}
 
 /// An undirected graph in CSR form: sorted neighbour lists, no self-loops, no duplicates.
 #[derive(Debug, Clone)]
@@ -163,69 +227,63 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Loads `cora` or `citeseer` from `graphs/<name>.npz` (see `shared/data/MANIFEST.md`), keeps the largest
-    /// connected component and row-normalises the bag-of-words features.
+    /// Loads `cora` or `citeseer` (see [`Dataset::from_raw`] for the preprocessing).
+    ///
+    /// Sources, in order: `graphs/<name>.npz` under `$TESSERA_DATA` or a `shared/data` folder (see
+    /// `shared/data/MANIFEST.md`); for Cora only, the Parquet files of the `graphdatascience` PyPI package, fetched
+    /// into the asset cache when missing (`cora-gds` forces that source).
     pub fn planetoid(name: &str) -> Result<Dataset> {
-        if name != "cora" && name != "citeseer" {
-            invalid!("unknown dataset {name:?} (expected cora or citeseer)");
+        match name {
+            "cora-gds" => return Dataset::cora_from_package(),
+            "cora" | "citeseer" => {}
+            _ => invalid!(
+                "unknown dataset {name:?} (expected cora, cora-gds, citeseer or sbm:N[:DEGREE])"
+            ),
         }
-        let path = tessera_core::assets::resolve_data(&format!("graphs/{name}.npz"))?;
-        let arrays = read_npz(&path)?;
-        let get = |k: &str| {
-            arrays.get(k).ok_or_else(|| GraphError::Npz {
-                path: path.display().to_string(),
-                msg: format!("missing array {k}"),
-            })
+        let path = match tessera_core::assets::resolve_data(&format!("graphs/{name}.npz")) {
+            Ok(p) => p,
+            Err(_) if name == "cora" => return Dataset::cora_from_package(),
+            Err(e) => return Err(e.into()),
         };
-        let adj_ptr = get("adj_indptr")?.to_i64();
-        let adj_idx = get("adj_indices")?.to_i64();
-        let shape = get("adj_shape")?.to_i64();
-        let n = *shape.first().unwrap_or(&0) as usize;
-        if adj_ptr.len() != n + 1 {
-            return Err(GraphError::Npz {
-                path: path.display().to_string(),
-                msg: "adj_indptr length != n + 1".into(),
-            });
+        Dataset::from_raw(name, read_npz_graph(&path)?)
+    }
+
+    /// Cora from the `graphdatascience` package's Parquet files (fetched through pip when not cached).
+    pub fn cora_from_package() -> Result<Dataset> {
+        let pkg = tessera_core::assets::data_package("cora-gds", false)?;
+        let dir = pkg.dir();
+        let raw = read_cora(&dir.join(pkg.files[0].path), &dir.join(pkg.files[1].path))?;
+        Dataset::from_raw("cora", raw)
+    }
+
+    /// The Planetoid-style preprocessing every citation source shares: symmetrise, drop self-loops, keep the
+    /// largest connected component, row-normalise the bag-of-words features.
+    pub fn from_raw(name: &str, raw: RawGraph) -> Result<Dataset> {
+        if raw.feature_rows.len() != raw.n || raw.labels.len() != raw.n {
+            invalid!(
+                "{name}: feature / label rows do not match the {} nodes",
+                raw.n
+            );
         }
-        let mut edges = Vec::with_capacity(adj_idx.len());
-        for i in 0..n {
-            for k in adj_ptr[i] as usize..adj_ptr[i + 1] as usize {
-                let j = *adj_idx
-                    .get(k)
-                    .ok_or_else(|| GraphError::Invalid("adj_indices too short".into()))?;
-                edges.push((i as u32, j as u32));
-            }
-        }
-        let full = Graph::from_edges(n, &edges)?;
-        let attr_ptr = get("attr_indptr")?.to_i64();
-        let attr_idx = get("attr_indices")?.to_i64();
-        let attr_val = get("attr_data")?.to_f32();
-        let f = get("attr_shape")?.to_i64().get(1).copied().unwrap_or(0) as usize;
-        let labels_all = get("labels")?.to_i64();
-        if attr_ptr.len() != n + 1 || labels_all.len() != n {
-            return Err(GraphError::Npz {
-                path: path.display().to_string(),
-                msg: "attribute/label arrays do not match n".into(),
-            });
-        }
+        let full = Graph::from_edges(raw.n, &raw.edges)?;
         let keep = full.largest_component();
         let graph = full.induced(&keep)?;
+        let f = raw.num_features;
         let mut features = vec![0f32; keep.len() * f];
         let mut labels = Vec::with_capacity(keep.len());
         for (r, &v) in keep.iter().enumerate() {
             let v = v as usize;
             let row = &mut features[r * f..(r + 1) * f];
-            for k in attr_ptr[v] as usize..attr_ptr[v + 1] as usize {
-                let c = attr_idx[k] as usize;
-                if c < f {
-                    row[c] = attr_val[k];
+            for &c in &raw.feature_rows[v] {
+                if (c as usize) < f {
+                    row[c as usize] = 1.0;
                 }
             }
             let s: f32 = row.iter().sum();
             if s > 0.0 {
                 row.iter_mut().for_each(|x| *x /= s);
             }
-            labels.push(labels_all[v].max(0) as u32);
+            labels.push(raw.labels[v]);
         }
         let num_classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
         Ok(Dataset {

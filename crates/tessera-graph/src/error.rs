@@ -17,6 +17,14 @@ pub enum GraphError {
         /// What is wrong.
         msg: String,
     },
+    /// A Parquet file could not be parsed or holds unexpected columns.
+    #[error("{path}: {msg}")]
+    Parquet {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        msg: String,
+    },
     /// A user-supplied setting is out of range or malformed.
     #[error("invalid input: {0}")]
     Invalid(String),

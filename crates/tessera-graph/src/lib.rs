@@ -1,7 +1,7 @@
 //! Graph sparsification with a Mixture of Graphs (MoG; Zhang et al., "Graph Sparsification via Mixture of Graphs",
 //! ICLR 2025, arXiv 2405.14260), on GNNs trained in Rust with candle.
 //!
-//! - [`data`]: Cora / CiteSeer (`.npz`) and a stochastic-block-model generator.
+//! - [`data`]: Cora / CiteSeer (`.npz`, or Cora from the `graphdatascience` Parquet files, [`parquet_cora`]) and a stochastic-block-model generator.
 //! - [`sparse`]: the differentiable sparse × dense product all message passing uses.
 //! - [`gnn`]: GCN, GraphSAGE, GIN and full-batch training.
 //! - [`criteria`]: edge-pruning criteria (Jaccard, edge degree, effective resistance, gradient magnitude).
@@ -14,6 +14,7 @@ pub mod data;
 pub mod error;
 pub mod gnn;
 pub mod npz;
+pub mod parquet_cora;
 pub mod sparse;
 
 pub use error::{GraphError, Result};

@@ -53,7 +53,7 @@ impl TrainOpts {
 /// `tessera graph train`.
 #[derive(Args)]
 pub struct TrainArgs {
-    /// cora, citeseer or sbm:N[:DEGREE].
+    /// cora, citeseer, cora-gds (Cora from the graphdatascience Parquet files) or sbm:N[:DEGREE].
     #[arg(long, default_value = "cora")]
     pub dataset: String,
     /// gcn, sage or gin.
@@ -72,7 +72,7 @@ pub struct TrainArgs {
 /// `tessera graph mog`.
 #[derive(Args)]
 pub struct MogArgs {
-    /// cora, citeseer or sbm:N[:DEGREE].
+    /// cora, citeseer, cora-gds (Cora from the graphdatascience Parquet files) or sbm:N[:DEGREE].
     #[arg(long, default_value = "cora")]
     pub dataset: String,
     /// gcn, sage or gin.
