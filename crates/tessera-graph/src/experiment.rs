@@ -124,10 +124,54 @@ pub struct MogResult {
     pub inference_speedup: f64,
     /// Every method × level.
     pub summary: Vec<SummaryRow>,
+    /// Per method: the highest sparsity its accuracy curve reaches while staying within
+    /// [`TOLERANCE_POINTS`] of dense accuracy (see [`max_sparsity_within`]): the paper's claim in one number.
+    pub max_sparsity_within_1pt: Vec<(String, f64)>,
     /// Every run.
     pub runs: Vec<RunRecord>,
     /// The settings.
     pub config: MogExperiment,
+}
+
+/// Accuracy loss (percentage points) against dense that [`MogResult::max_sparsity_within_1pt`] tolerates.
+pub const TOLERANCE_POINTS: f64 = 1.0;
+
+/// The highest sparsity at which a method's mean-accuracy curve is still within `tol` (a fraction, 0.01 = one
+/// point) of `dense`: walk the curve from `(0, dense)` in order of sparsity, stop at the first point below
+/// `dense − tol` and interpolate linearly between it and the last point above. A curve that never drops returns its
+/// largest sparsity (a lower bound).
+pub fn max_sparsity_within(points: &[(f64, f64)], dense: f64, tol: f64) -> f64 {
+    let mut pts = points.to_vec();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let floor = dense - tol;
+    let mut last = (0.0, dense);
+    for &(s, a) in &pts {
+        if a < floor {
+            let t = if last.1 > a { (last.1 - floor) / (last.1 - a) } else { 0.0 };
+            return last.0 + t.clamp(0.0, 1.0) * (s - last.0);
+        }
+        last = (s, a);
+    }
+    last.0
+}
+
+fn sparsity_at_tolerance(summary: &[SummaryRow], dense: f64) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for row in summary.iter().filter(|r| r.method != "dense") {
+        if out.iter().any(|(m, _)| *m == row.method) {
+            continue;
+        }
+        let pts: Vec<(f64, f64)> = summary
+            .iter()
+            .filter(|r| r.method == row.method)
+            .map(|r| (r.sparsity, r.accuracy_mean))
+            .collect();
+        out.push((
+            row.method.clone(),
+            max_sparsity_within(&pts, dense, TOLERANCE_POINTS / 100.0),
+        ));
+    }
+    out
 }
 
 /// Index of the reverse edge `(j ← i)` of every directed edge `(i ← j)`.
@@ -453,6 +497,7 @@ pub fn run_mog_experiment(
         mog_accuracy_std,
         sparsity,
         inference_speedup: if mog_t > 0.0 { dense_t / mog_t } else { 0.0 },
+        max_sparsity_within_1pt: sparsity_at_tolerance(&summary, dense_accuracy),
         summary,
         runs,
         config: cfg.clone(),
@@ -735,5 +780,16 @@ mod tests {
         let s: Vec<f32> = (0..12).map(|v| v as f32).collect();
         assert_eq!(global_top_mask(&s, 0.5).iter().filter(|&&k| k).count(), 6);
         assert!(local_top_mask(&g, &s, 0.01).iter().filter(|&&k| k).count() == 5);
+    }
+
+    #[test]
+    fn tolerance_sparsity_interpolates_the_crossing() {
+        // Dense 0.80, floor 0.79: between (0.2, 0.80) and (0.4, 0.76) the curve crosses at 0.2 + 0.25·0.2 = 0.25.
+        let pts = [(0.4, 0.76), (0.2, 0.80), (0.6, 0.70)];
+        assert!((max_sparsity_within(&pts, 0.80, 0.01) - 0.25).abs() < 1e-12);
+        // Never drops: the largest sparsity measured.
+        assert_eq!(max_sparsity_within(&[(0.3, 0.81), (0.5, 0.795)], 0.80, 0.01), 0.5);
+        // Already below at the first point: interpolate from the dense point at 0.
+        assert!((max_sparsity_within(&[(0.5, 0.75)], 0.80, 0.01) - 0.1).abs() < 1e-12);
     }
 }

@@ -48,6 +48,17 @@ pub fn mog_report(r: &MogResult, dir: &RunDir, prefix: &str) -> Result<Report> {
         ],
         &rows,
     );
+    rep.para(&format!(
+        "Highest sparsity each method reaches while staying within {} point of dense accuracy (linear \
+         interpolation along its curve; a method that never drops shows its largest measured sparsity):",
+        crate::experiment::TOLERANCE_POINTS
+    ));
+    let tol_rows: Vec<Vec<String>> = r
+        .max_sparsity_within_1pt
+        .iter()
+        .map(|(m, s)| vec![m.clone(), format!("{s:.3}")])
+        .collect();
+    rep.table(&["method", "max sparsity within 1 pt"], &tol_rows);
     let mut methods: Vec<String> = Vec::new();
     for s in &r.summary {
         if !methods.contains(&s.method) && s.method != "dense" {

@@ -245,6 +245,7 @@ fn same_params(a: &SamplingParams, b: &SamplingParams) -> bool {
         && a.top_k == b.top_k
         && a.top_p == b.top_p
         && a.stop == b.stop
+        && a.top_logprobs == b.top_logprobs
 }
 
 /// Takes the next job (waiting while paused or empty) plus, for a greedy plain job, every compatible queued one.

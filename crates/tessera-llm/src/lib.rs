@@ -34,4 +34,6 @@ pub use local::LocalChat;
 pub use openai::{OpenAiChat, OpenAiConfig};
 pub use record::{Recording, ReplayChat, TranscriptEntry};
 pub use server::{ServerConfig, ServerHandle};
-pub use types::{ChatMessage, ChatParams, ChatRequest, ChatResponse, Choice, TokenLogprob, Usage};
+pub use types::{
+    ChatMessage, ChatParams, ChatRequest, ChatResponse, Choice, TokenLogprob, TopLogprob, Usage,
+};

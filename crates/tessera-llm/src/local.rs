@@ -2,7 +2,7 @@
 use crate::chat::{BoxFuture, ChatModel};
 use crate::engine::{Engine, Event};
 use crate::error::{LlmError, Result};
-use crate::types::{ChatParams, ChatRequest, ChatResponse, Choice, TokenLogprob, Usage};
+use crate::types::{ChatParams, ChatRequest, ChatResponse, Choice, TokenLogprob, TopLogprob, Usage};
 use std::path::Path;
 use std::sync::Arc;
 use tessera_lm::{FinishReason, Generation, Llama, SamplingParams};
@@ -124,6 +124,7 @@ pub fn sampling(p: &ChatParams) -> SamplingParams {
         top_p: p.top_p,
         stop: p.stop.clone(),
         seed: p.seed.unwrap_or(0),
+        top_logprobs: if p.logprobs { p.top_logprobs } else { 0 },
     }
 }
 
@@ -159,9 +160,22 @@ pub fn choice(g: &Generation, tok: &tessera_lm::Tokenizer, logprobs: bool) -> Ch
             g.tokens
                 .iter()
                 .zip(&g.logprobs)
-                .map(|(&t, &lp)| TokenLogprob {
+                .enumerate()
+                .map(|(i, (&t, &lp))| TokenLogprob {
                     token: tok.decode(&[t], false).unwrap_or_default(),
                     logprob: lp,
+                    top_logprobs: g
+                        .top_logprobs
+                        .get(i)
+                        .map(|alts| {
+                            alts.iter()
+                                .map(|&(a, alp)| TopLogprob {
+                                    token: tok.decode(&[a], false).unwrap_or_default(),
+                                    logprob: alp,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 })
                 .collect()
         }),

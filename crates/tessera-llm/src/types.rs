@@ -21,6 +21,8 @@ pub struct ChatParams {
     pub n: usize,
     /// Ask for per-token log-probabilities, where the backend offers them.
     pub logprobs: bool,
+    /// With `logprobs`, also the this-many most likely alternatives at each position (0–20).
+    pub top_logprobs: usize,
 }
 
 impl Default for ChatParams {
@@ -33,6 +35,7 @@ impl Default for ChatParams {
             seed: None,
             n: 1,
             logprobs: false,
+            top_logprobs: 0,
         }
     }
 }
@@ -57,6 +60,16 @@ impl ChatParams {
         }
         if self.max_tokens == 0 {
             return Err(LlmError::Invalid("max_tokens must be at least 1".into()));
+        }
+        if self.top_logprobs > tessera_lm::generate::MAX_TOP_LOGPROBS {
+            return Err(LlmError::Invalid(format!(
+                "top_logprobs {} out of range [0, {}]",
+                self.top_logprobs,
+                tessera_lm::generate::MAX_TOP_LOGPROBS
+            )));
+        }
+        if self.top_logprobs > 0 && !self.logprobs {
+            return Err(LlmError::Invalid("top_logprobs needs logprobs = true".into()));
         }
         if !(1..=MAX_N).contains(&self.n) {
             return Err(LlmError::Invalid(format!(
@@ -121,6 +134,18 @@ impl ChatRequest {
 /// One generated token and its natural-log probability.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenLogprob {
+    /// Token text.
+    pub token: String,
+    /// Log-probability under the model.
+    pub logprob: f32,
+    /// The most likely tokens at this position, most likely first (when `top_logprobs` was asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+/// One alternative token at a position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopLogprob {
     /// Token text.
     pub token: String,
     /// Log-probability under the model.

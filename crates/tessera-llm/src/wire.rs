@@ -1,7 +1,8 @@
 //! The OpenAI chat/completions wire format, shared by the client ([`crate::openai`]) and the server
 //! ([`crate::server`]): request parsing with per-field errors, response and stream-chunk JSON.
 use crate::types::{
-    ChatMessage, ChatParams, ChatRequest, ChatResponse, Choice, TokenLogprob, Usage, MAX_N,
+    ChatMessage, ChatParams, ChatRequest, ChatResponse, Choice, TokenLogprob, TopLogprob, Usage,
+    MAX_N,
 };
 use serde_json::{json, Map, Value};
 
@@ -158,6 +159,13 @@ pub fn parse_request(body: &[u8], default_max_tokens: usize) -> Result<ParsedReq
         }
     };
     p.logprobs = boolean(o, "logprobs")?;
+    p.top_logprobs = match o.get("top_logprobs") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| bad("top_logprobs", "`top_logprobs` must be an integer in [0, 20]"))?
+            as usize,
+    };
     let stream = boolean(o, "stream")?;
     let include_usage = o
         .get("stream_options")
@@ -202,6 +210,16 @@ fn check_ranges(p: &ChatParams) -> Result<(), FieldError> {
     if p.stop.len() > 4 {
         return Err(bad("stop", "at most 4 stop strings"));
     }
+    let most = tessera_lm::generate::MAX_TOP_LOGPROBS;
+    if p.top_logprobs > most {
+        return Err(bad(
+            "top_logprobs",
+            format!("top_logprobs {} out of range [0, {most}]", p.top_logprobs),
+        ));
+    }
+    if p.top_logprobs > 0 && !p.logprobs {
+        return Err(bad("top_logprobs", "top_logprobs needs logprobs = true"));
+    }
     Ok(())
 }
 
@@ -224,6 +242,9 @@ pub fn request_json(model: &str, req: &ChatRequest, stream: bool) -> Value {
     }
     if p.logprobs {
         o["logprobs"] = json!(true);
+        if p.top_logprobs > 0 {
+            o["top_logprobs"] = json!(p.top_logprobs);
+        }
     }
     if stream {
         o["stream"] = json!(true);
@@ -236,7 +257,10 @@ fn logprobs_json(lp: &Option<Vec<TokenLogprob>>) -> Value {
     match lp {
         None => Value::Null,
         Some(v) => json!({ "content": v.iter().map(|t| json!({
-            "token": t.token, "logprob": t.logprob, "bytes": t.token.as_bytes(), "top_logprobs": []
+            "token": t.token, "logprob": t.logprob, "bytes": t.token.as_bytes(),
+            "top_logprobs": t.top_logprobs.iter().map(|a| json!({
+                "token": a.token, "logprob": a.logprob, "bytes": a.token.as_bytes(),
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>() }),
     }
 }
@@ -313,6 +337,19 @@ fn parse_logprobs(v: &Value) -> Option<Vec<TokenLogprob>> {
             .map(|t| TokenLogprob {
                 token: t.get("token").and_then(Value::as_str).unwrap_or("").into(),
                 logprob: t.get("logprob").and_then(Value::as_f64).unwrap_or(f64::NAN) as f32,
+                top_logprobs: t
+                    .get("top_logprobs")
+                    .and_then(Value::as_array)
+                    .map(|alts| {
+                        alts.iter()
+                            .map(|a| TopLogprob {
+                                token: a.get("token").and_then(Value::as_str).unwrap_or("").into(),
+                                logprob: a.get("logprob").and_then(Value::as_f64).unwrap_or(f64::NAN)
+                                    as f32,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
             .collect(),
     )

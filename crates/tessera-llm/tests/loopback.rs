@@ -68,6 +68,22 @@ async fn round_trip_matches_the_runtime() {
             .map(|c| c.logprobs.as_ref().unwrap().len())
             .sum::<usize>()
     );
+    // Top alternatives: at temperature 0 the chosen token is the most likely one, listed first.
+    let mut p = params(6);
+    p.logprobs = true;
+    p.top_logprobs = 3;
+    let req = ChatRequest::user("Hi").with_params(p);
+    let r = c.chat(&req).await.unwrap();
+    let g = direct(&h, &req);
+    let lp = r.choices[0].logprobs.as_ref().expect("logprobs");
+    assert_eq!(lp.len(), g.tokens.len());
+    for (i, t) in lp.iter().enumerate() {
+        assert_eq!(t.top_logprobs.len(), 3);
+        assert_eq!(t.top_logprobs[0].token, t.token);
+        assert!((t.top_logprobs[0].logprob - t.logprob).abs() < 1e-6);
+        assert!(t.top_logprobs.windows(2).all(|w| w[0].logprob >= w[1].logprob));
+        assert_eq!(g.top_logprobs[i][0].0, g.tokens[i]);
+    }
     let (st, body) = raw(h.addr(), "GET", "/v1/models", &[], b"").await;
     assert_eq!(st, 200);
     assert_eq!(json(&body)["data"][0]["id"], TINY_ID);
@@ -215,6 +231,9 @@ async fn malformed_requests_get_400_with_openai_error_bodies() {
         (r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":"many"}"#.into(), Some("max_tokens")),
         (r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#.into(), Some("stream")),
         (r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"stop":["a","b","c","d","e"]}"#.into(), Some("stop")),
+        (r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":21}"#.into(), Some("top_logprobs")),
+        (r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"top_logprobs":2}"#.into(), Some("top_logprobs")),
+        (r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":-1}"#.into(), Some("top_logprobs")),
         (r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":100000}"#.into(), None),
         (format!(r#"{{"model":"tiny","messages":[{{"role":"user","content":"{long}"}}]}}"#), None),
     ];

@@ -21,7 +21,14 @@ pub struct SamplingParams {
     pub stop: Vec<String>,
     /// Seed of the sampling stream.
     pub seed: u64,
+    /// Also record the this-many most likely tokens (and their log-probabilities) at every step, at most
+    /// [`MAX_TOP_LOGPROBS`] (0 = off).
+    #[serde(default)]
+    pub top_logprobs: usize,
 }
+
+/// Largest [`SamplingParams::top_logprobs`] accepted (the OpenAI API's limit).
+pub const MAX_TOP_LOGPROBS: usize = 20;
 
 impl Default for SamplingParams {
     fn default() -> Self {
@@ -32,6 +39,7 @@ impl Default for SamplingParams {
             top_p: 1.0,
             stop: vec![],
             seed: 0,
+            top_logprobs: 0,
         }
     }
 }
@@ -49,6 +57,12 @@ impl SamplingParams {
             return Err(LmError::Invalid(format!(
                 "top_p {} out of range (0, 1]",
                 self.top_p
+            )));
+        }
+        if self.top_logprobs > MAX_TOP_LOGPROBS {
+            return Err(LmError::Invalid(format!(
+                "top_logprobs {} out of range [0, {MAX_TOP_LOGPROBS}]",
+                self.top_logprobs
             )));
         }
         Ok(())
@@ -76,6 +90,10 @@ pub struct Generation {
     pub tokens: Vec<u32>,
     /// Natural-log probability of each generated token under the model (before temperature).
     pub logprobs: Vec<f32>,
+    /// Per generated token, the [`SamplingParams::top_logprobs`] most likely tokens at that step with their
+    /// log-probabilities, most likely first (empty when not asked for).
+    #[serde(default)]
+    pub top_logprobs: Vec<Vec<(u32, f32)>>,
     /// Prompt length in tokens.
     pub prompt_tokens: usize,
     /// Why it stopped.
@@ -129,6 +147,25 @@ pub fn sample(logits: &[f32], p: &SamplingParams, rng: &mut tessera_core::rng::R
     (idx[k] as u32, logits[idx[k]] - lse)
 }
 
+/// The `k` most likely tokens of one row of logits with their natural-log probabilities, most likely first
+/// (ties broken by the lower token id).
+pub fn top_alternatives(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let k = k.min(logits.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let lse = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+    let order = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k - 1, order);
+        idx.truncate(k);
+    }
+    idx.sort_unstable_by(order);
+    idx.into_iter().map(|i| (i as u32, logits[i] - lse)).collect()
+}
+
 /// Earliest byte offset at which any stop string occurs in `text`.
 fn find_stop(text: &str, stops: &[String]) -> Option<usize> {
     stops
@@ -172,7 +209,7 @@ pub fn generate(
     let mut rng = tessera_core::rng::seeded(p.seed);
     let mut cache = Cache::new(model.config.num_hidden_layers);
     let mut row = model.next_logits(prompt, &mut cache)?;
-    let (mut tokens, mut logprobs) = (Vec::new(), Vec::new());
+    let (mut tokens, mut logprobs, mut top_logprobs) = (Vec::new(), Vec::new(), Vec::new());
     let mut emitted = 0usize;
     let mut finish = FinishReason::Length;
     let mut text = String::new();
@@ -184,6 +221,9 @@ pub fn generate(
         }
         tokens.push(next);
         logprobs.push(lp);
+        if p.top_logprobs > 0 {
+            top_logprobs.push(top_alternatives(&row, p.top_logprobs));
+        }
         text = tok.decode(&tokens, false)?;
         if let Some(cut) = find_stop(&text, &p.stop) {
             text.truncate(cut);
@@ -192,6 +232,7 @@ pub fn generate(
                     text,
                     tokens,
                     logprobs,
+                    top_logprobs,
                     prompt_tokens: prompt.len(),
                     finish_reason: FinishReason::Cancelled,
                 });
@@ -210,6 +251,7 @@ pub fn generate(
                     text,
                     tokens,
                     logprobs,
+                    top_logprobs,
                     prompt_tokens: prompt.len(),
                     finish_reason: FinishReason::Cancelled,
                 });
@@ -228,6 +270,7 @@ pub fn generate(
         text,
         tokens,
         logprobs,
+        top_logprobs,
         prompt_tokens: prompt.len(),
         finish_reason: finish,
     })
@@ -282,6 +325,7 @@ pub fn generate_batch(
             text: String::new(),
             tokens: vec![],
             logprobs: vec![],
+            top_logprobs: vec![],
             prompt_tokens: q.len(),
             finish_reason: FinishReason::Length,
         })
@@ -304,6 +348,9 @@ pub fn generate_batch(
             }
             out[i].tokens.push(next);
             out[i].logprobs.push(lp);
+            if p.top_logprobs > 0 {
+                out[i].top_logprobs.push(top_alternatives(&rows[i], p.top_logprobs));
+            }
             let text = tok.decode(&out[i].tokens, false)?;
             if let Some(cut) = find_stop(&text, &p.stop) {
                 out[i].text = text[..cut].to_string();

@@ -25,7 +25,9 @@ pub mod tokenizer;
 
 pub use config::LlamaConfig;
 pub use error::{LmError, Result};
-pub use generate::{generate, generate_batch, FinishReason, Generation, SamplingParams};
+pub use generate::{
+    generate, generate_batch, top_alternatives, FinishReason, Generation, SamplingParams,
+};
 pub use linear::Linear;
 pub use load::{load, save_safetensors_dir};
 pub use model::{Cache, FfnGate, Forward, Input, Llama};

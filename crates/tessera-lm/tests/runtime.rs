@@ -183,6 +183,44 @@ fn batch_generation_matches_single_generation() {
         let single = generate(&m, q, &p, &mut |_| true).unwrap();
         assert_eq!(single.tokens, b.tokens, "prompt {q:?}");
     }
+    // Top alternatives: greedy picks the first one; batched rows list the same tokens as single runs.
+    let p = SamplingParams {
+        top_logprobs: 4,
+        ..p
+    };
+    let batch = generate_batch(&m, &prompts, &p).unwrap();
+    for (q, b) in prompts.iter().zip(&batch) {
+        let single = generate(&m, q, &p, &mut |_| true).unwrap();
+        assert_eq!(single.top_logprobs.len(), single.tokens.len());
+        for (i, alts) in single.top_logprobs.iter().enumerate() {
+            assert_eq!(alts.len(), 4);
+            assert_eq!(alts[0].0, single.tokens[i]);
+            assert!((alts[0].1 - single.logprobs[i]).abs() < 1e-6);
+            let batch_ids: Vec<u32> = b.top_logprobs[i].iter().map(|a| a.0).collect();
+            let single_ids: Vec<u32> = alts.iter().map(|a| a.0).collect();
+            assert_eq!(batch_ids, single_ids, "prompt {q:?} step {i}");
+        }
+    }
+    assert!(SamplingParams {
+        top_logprobs: 21,
+        ..p
+    }
+    .validate()
+    .is_err());
+}
+
+#[test]
+fn top_alternatives_are_sorted_normalised_log_probabilities() {
+    let logits = [1.0f32, 3.0, 3.0, -2.0, 0.5];
+    let top = tessera_lm::top_alternatives(&logits, 3);
+    assert_eq!(top.iter().map(|a| a.0).collect::<Vec<_>>(), vec![1, 2, 0]);
+    let z: f32 = logits.iter().map(|l| l.exp()).sum();
+    assert!((top[0].1 - (3.0f32.exp() / z).ln()).abs() < 1e-6);
+    let all = tessera_lm::top_alternatives(&logits, 99);
+    assert_eq!(all.len(), 5);
+    let mass: f32 = all.iter().map(|a| a.1.exp()).sum();
+    assert!((mass - 1.0).abs() < 1e-5);
+    assert!(tessera_lm::top_alternatives(&logits, 0).is_empty());
 }
 
 #[test]

@@ -84,6 +84,9 @@ pub struct GenerateArgs {
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// With --json: also record the N most likely tokens at every step (`generation.top_logprobs`, 0–20).
+    #[arg(long, default_value_t = 0)]
+    pub top_logprobs: usize,
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     pub json: bool,
@@ -113,6 +116,7 @@ pub fn generate(ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
         top_p: a.top_p,
         stop: a.stop.clone(),
         seed: a.seed,
+        top_logprobs: a.top_logprobs,
     };
     let prompts: Vec<Vec<u32>> = a
         .prompt
