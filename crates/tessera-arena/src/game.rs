@@ -65,10 +65,14 @@ pub trait Game: Clone + Send + Sync + 'static {
     /// player cannot tell the positions apart.
     fn info_key(&self, player: usize) -> u64;
     /// Samples a position consistent with `player`'s information set (hidden data of the opponent drawn from its
-    /// prior, conditioned on what `player` observed). Perfect-information games return a copy.
-    fn determinize(&self, player: usize, rng: &mut Rng) -> Self;
-    /// Whether the two players ever hold private information.
-    fn perfect_information(&self) -> bool;
+    /// prior, conditioned on what `player` observed). The default, for perfect-information games, is a copy.
+    fn determinize(&self, _player: usize, _rng: &mut Rng) -> Self {
+        self.clone()
+    }
+    /// Whether neither player ever holds private information (default: true; games with hidden data override it).
+    fn perfect_information(&self) -> bool {
+        true
+    }
 }
 
 /// The legal actions as a fresh vector (convenience for non-hot paths).

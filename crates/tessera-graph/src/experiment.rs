@@ -147,7 +147,11 @@ pub fn max_sparsity_within(points: &[(f64, f64)], dense: f64, tol: f64) -> f64 {
     let mut last = (0.0, dense);
     for &(s, a) in &pts {
         if a < floor {
-            let t = if last.1 > a { (last.1 - floor) / (last.1 - a) } else { 0.0 };
+            let t = if last.1 > a {
+                (last.1 - floor) / (last.1 - a)
+            } else {
+                0.0
+            };
             return last.0 + t.clamp(0.0, 1.0) * (s - last.0);
         }
         last = (s, a);
@@ -241,13 +245,30 @@ fn level_label(levels: &[f64]) -> String {
         .join("/")
 }
 
-struct Prepared<'a> {
-    d: &'a Dataset,
-    x: Input,
-    split: crate::data::Split,
+/// A dataset with its feature input and one seeded split, ready for training.
+pub struct Prepared<'a> {
+    /// The dataset.
+    pub d: &'a Dataset,
+    /// Its features as GNN input.
+    pub x: Input,
+    /// Planetoid-style split of `seed`.
+    pub split: crate::data::Split,
 }
 
-fn train_fixed(
+impl<'a> Prepared<'a> {
+    /// Features and the standard split of `seed`.
+    pub fn new(d: &'a Dataset, seed: u64) -> Result<Self> {
+        Ok(Prepared {
+            d,
+            x: gnn::feature_input(d)?,
+            split: d.standard_split(seed),
+        })
+    }
+}
+
+/// Trains a fresh `kind` GNN (initialised from `seed`) on the fixed graph `prop`; returns the model, the training
+/// outcome and the median inference time over `reps` passes.
+pub fn train_fixed(
     p: &Prepared,
     kind: ModelKind,
     prop: Arc<Propagation>,
@@ -788,7 +809,10 @@ mod tests {
         let pts = [(0.4, 0.76), (0.2, 0.80), (0.6, 0.70)];
         assert!((max_sparsity_within(&pts, 0.80, 0.01) - 0.25).abs() < 1e-12);
         // Never drops: the largest sparsity measured.
-        assert_eq!(max_sparsity_within(&[(0.3, 0.81), (0.5, 0.795)], 0.80, 0.01), 0.5);
+        assert_eq!(
+            max_sparsity_within(&[(0.3, 0.81), (0.5, 0.795)], 0.80, 0.01),
+            0.5
+        );
         // Already below at the first point: interpolate from the dense point at 0.
         assert!((max_sparsity_within(&[(0.5, 0.75)], 0.80, 0.01) - 0.1).abs() < 1e-12);
     }

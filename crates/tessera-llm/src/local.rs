@@ -2,7 +2,9 @@
 use crate::chat::{BoxFuture, ChatModel};
 use crate::engine::{Engine, Event};
 use crate::error::{LlmError, Result};
-use crate::types::{ChatParams, ChatRequest, ChatResponse, Choice, TokenLogprob, TopLogprob, Usage};
+use crate::types::{
+    ChatParams, ChatRequest, ChatResponse, Choice, TokenLogprob, TopLogprob, Usage,
+};
 use std::path::Path;
 use std::sync::Arc;
 use tessera_lm::{FinishReason, Generation, Llama, SamplingParams};

@@ -69,7 +69,9 @@ impl ChatParams {
             )));
         }
         if self.top_logprobs > 0 && !self.logprobs {
-            return Err(LlmError::Invalid("top_logprobs needs logprobs = true".into()));
+            return Err(LlmError::Invalid(
+                "top_logprobs needs logprobs = true".into(),
+            ));
         }
         if !(1..=MAX_N).contains(&self.n) {
             return Err(LlmError::Invalid(format!(

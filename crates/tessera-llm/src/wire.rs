@@ -161,10 +161,12 @@ pub fn parse_request(body: &[u8], default_max_tokens: usize) -> Result<ParsedReq
     p.logprobs = boolean(o, "logprobs")?;
     p.top_logprobs = match o.get("top_logprobs") {
         None | Some(Value::Null) => 0,
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| bad("top_logprobs", "`top_logprobs` must be an integer in [0, 20]"))?
-            as usize,
+        Some(v) => v.as_u64().ok_or_else(|| {
+            bad(
+                "top_logprobs",
+                "`top_logprobs` must be an integer in [0, 20]",
+            )
+        })? as usize,
     };
     let stream = boolean(o, "stream")?;
     let include_usage = o
@@ -344,7 +346,10 @@ fn parse_logprobs(v: &Value) -> Option<Vec<TokenLogprob>> {
                         alts.iter()
                             .map(|a| TopLogprob {
                                 token: a.get("token").and_then(Value::as_str).unwrap_or("").into(),
-                                logprob: a.get("logprob").and_then(Value::as_f64).unwrap_or(f64::NAN)
+                                logprob: a
+                                    .get("logprob")
+                                    .and_then(Value::as_f64)
+                                    .unwrap_or(f64::NAN)
                                     as f32,
                             })
                             .collect()

@@ -81,7 +81,10 @@ async fn round_trip_matches_the_runtime() {
         assert_eq!(t.top_logprobs.len(), 3);
         assert_eq!(t.top_logprobs[0].token, t.token);
         assert!((t.top_logprobs[0].logprob - t.logprob).abs() < 1e-6);
-        assert!(t.top_logprobs.windows(2).all(|w| w[0].logprob >= w[1].logprob));
+        assert!(t
+            .top_logprobs
+            .windows(2)
+            .all(|w| w[0].logprob >= w[1].logprob));
         assert_eq!(g.top_logprobs[i][0].0, g.tokens[i]);
     }
     let (st, body) = raw(h.addr(), "GET", "/v1/models", &[], b"").await;

@@ -163,7 +163,9 @@ pub fn top_alternatives(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
         idx.truncate(k);
     }
     idx.sort_unstable_by(order);
-    idx.into_iter().map(|i| (i as u32, logits[i] - lse)).collect()
+    idx.into_iter()
+        .map(|i| (i as u32, logits[i] - lse))
+        .collect()
 }
 
 /// Earliest byte offset at which any stop string occurs in `text`.
@@ -276,6 +278,26 @@ pub fn generate(
     })
 }
 
+/// One cached forward of a left-padded batch: last-position logits `[b, 1, vocab]`.
+fn batch_step(
+    model: &Llama,
+    ids: &Tensor,
+    cache: &mut Cache,
+    key_mask: &Tensor,
+    positions: &Tensor,
+) -> Result<Tensor> {
+    model.forward(
+        Input::Ids(ids),
+        Forward {
+            cache: Some(cache),
+            last_only: true,
+            key_mask: Some(key_mask),
+            positions: Some(positions),
+            ..Default::default()
+        },
+    )
+}
+
 /// Generates for several prompts at once (left-padded batch, one forward per step for all rows).
 pub fn generate_batch(
     model: &Llama,
@@ -305,16 +327,7 @@ pub fn generate_batch(
     let mut cache = Cache::new(model.config.num_hidden_layers);
     let ids_t = Tensor::from_vec(ids, (b, len), &dev)?;
     let pos_t = Tensor::from_vec(pos, (b, len), &dev)?;
-    let mut logits = model.forward(
-        Input::Ids(&ids_t),
-        Forward {
-            cache: Some(&mut cache),
-            last_only: true,
-            key_mask: Some(&key_mask),
-            positions: Some(&pos_t),
-            ..Default::default()
-        },
-    )?;
+    let mut logits = batch_step(model, &ids_t, &mut cache, &key_mask, &pos_t)?;
     let mut rngs: Vec<_> = (0..b)
         .map(|i| tessera_core::rng::derived(p.seed, &format!("row/{i}")))
         .collect();
@@ -349,7 +362,9 @@ pub fn generate_batch(
             out[i].tokens.push(next);
             out[i].logprobs.push(lp);
             if p.top_logprobs > 0 {
-                out[i].top_logprobs.push(top_alternatives(&rows[i], p.top_logprobs));
+                out[i]
+                    .top_logprobs
+                    .push(top_alternatives(&rows[i], p.top_logprobs));
             }
             let text = tok.decode(&out[i].tokens, false)?;
             if let Some(cut) = find_stop(&text, &p.stop) {
@@ -378,16 +393,7 @@ pub fn generate_batch(
             &dev,
         )?;
         key_mask = Tensor::cat(&[&key_mask, &new_keep], 1)?;
-        logits = model.forward(
-            Input::Ids(&step_t),
-            Forward {
-                cache: Some(&mut cache),
-                last_only: true,
-                key_mask: Some(&key_mask),
-                positions: Some(&pos_t),
-                ..Default::default()
-            },
-        )?;
+        logits = batch_step(model, &step_t, &mut cache, &key_mask, &pos_t)?;
     }
     Ok(out)
 }

@@ -6,7 +6,6 @@
 //! opponent pieces wins (+1/−1). Action = 3·cell + direction (0: towards column a, 1: straight, 2: towards
 //! column c); label `<a7->b6>` (a `*` suffix marks a capture and is optional when parsing).
 use crate::game::{mix, Action, Game, Turn};
-use tessera_core::rng::Rng;
 
 const ROWS: usize = 8;
 const COLS: usize = 3;
@@ -187,12 +186,6 @@ impl Game for Breakthrough {
         self.board
             .iter()
             .fold(self.to_move as u64, |h, &c| mix(h, c as u64))
-    }
-    fn determinize(&self, _player: usize, _rng: &mut Rng) -> Self {
-        *self
-    }
-    fn perfect_information(&self) -> bool {
-        true
     }
 }
 

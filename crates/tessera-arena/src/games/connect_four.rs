@@ -2,7 +2,6 @@
 //! column, four in a row (horizontal, vertical, diagonal) wins, a full board is a draw. Action = column;
 //! label `<Cx>` (1-based column).
 use crate::game::{mix, Action, Game, Turn};
-use tessera_core::rng::Rng;
 
 const ROWS: usize = 6;
 const COLS: usize = 7;
@@ -122,12 +121,6 @@ impl Game for ConnectFour {
         self.board
             .iter()
             .fold(self.to_move as u64, |h, &c| mix(h, c as u64))
-    }
-    fn determinize(&self, _player: usize, _rng: &mut Rng) -> Self {
-        *self
-    }
-    fn perfect_information(&self) -> bool {
-        true
     }
 }
 

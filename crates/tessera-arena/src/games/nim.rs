@@ -2,7 +2,6 @@
 //! one pile; the player who takes the last object **loses** (+1 to the other player). Action = 4·(take−1) +
 //! (pile−1), as in OpenSpiel; label `<pile:p, take:t>` (1-based pile).
 use crate::game::{mix, Action, Game, Turn};
-use tessera_core::rng::Rng;
 
 const PILES: usize = 4;
 const MAX_TAKE: usize = 7;
@@ -97,12 +96,6 @@ impl Game for Nim {
         self.piles
             .iter()
             .fold(self.to_move as u64, |h, &c| mix(h, c as u64))
-    }
-    fn determinize(&self, _player: usize, _rng: &mut Rng) -> Self {
-        *self
-    }
-    fn perfect_information(&self) -> bool {
-        true
     }
 }
 

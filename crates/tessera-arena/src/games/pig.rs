@@ -127,12 +127,6 @@ impl Game for Pig {
         .iter()
         .fold(0, |h, &x| mix(h, x as u64))
     }
-    fn determinize(&self, _player: usize, _rng: &mut Rng) -> Self {
-        *self
-    }
-    fn perfect_information(&self) -> bool {
-        true
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! Tic-Tac-Toe 3×3 (OpenSpiel `tic_tac_toe`): `x` (player 0) moves first; three in a row wins (+1/−1), a full
 //! board without a line is a draw. Action = 3·row + column; label `<CxRy>` (1-based column x, row y).
 use crate::game::{mix, Action, Game, Turn};
-use tessera_core::rng::Rng;
 
 /// The eight lines as bit masks over cells 0..9 (cell = 3·row + column).
 const LINES: [u16; 8] = [0o007, 0o070, 0o700, 0o111, 0o222, 0o444, 0o421, 0o124];
@@ -112,12 +111,6 @@ impl Game for TicTacToe {
             mix(self.to_move as u64, self.marks[0] as u64),
             self.marks[1] as u64,
         )
-    }
-    fn determinize(&self, _player: usize, _rng: &mut Rng) -> Self {
-        *self
-    }
-    fn perfect_information(&self) -> bool {
-        true
     }
 }
 

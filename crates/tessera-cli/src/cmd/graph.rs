@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tessera_core::record::RunDir;
 use tessera_graph::data::Dataset;
 use tessera_graph::experiment::{self, BenchConfig, MogExperiment};
-use tessera_graph::gnn::{self, FixedGraph, Gnn, ModelKind, Params, Propagation, TrainConfig};
+use tessera_graph::gnn::{self, ModelKind, Propagation, TrainConfig};
 use tessera_graph::mog::MogConfig;
 
 /// `tessera graph` subcommands.
@@ -154,27 +154,9 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         nodes_hint(&a.dataset),
         || -> anyhow::Result<serde_json::Value> {
             let d = Dataset::by_name(&a.dataset, a.seed)?;
-            let split = d.standard_split(a.seed);
-            let x = gnn::feature_input(&d)?;
+            let p = experiment::Prepared::new(&d, a.seed)?;
             let prop = Arc::new(Propagation::new(kind, gnn::full_pattern(&d.graph)?)?);
-            let mut ps = Params::new(a.seed);
-            let model = Gnn::new(
-                kind,
-                &mut ps,
-                &[d.num_features, cfg.hidden, d.num_classes],
-                cfg.dropout,
-            )?;
-            let out = gnn::train(
-                &model,
-                ps.vars.clone(),
-                &x,
-                &d.labels,
-                &split,
-                &mut FixedGraph(prop.clone()),
-                &cfg,
-                a.seed,
-            )?;
-            let t = gnn::time_inference(&model, &x, &prop, None, 11)?;
+            let (_, out, t) = experiment::train_fixed(&p, kind, prop, &cfg, a.seed, 11)?;
             Ok(serde_json::json!({
                 "dataset": d.name, "model": kind, "nodes": d.graph.n, "edges": d.graph.num_directed_edges(),
                 "test_accuracy": out.test_accuracy, "val_accuracy": out.val_accuracy, "best_epoch": out.best_epoch,
