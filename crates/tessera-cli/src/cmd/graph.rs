@@ -217,12 +217,18 @@ fn mog(a: MogArgs) -> anyhow::Result<()> {
             .filter(|s| s.method != "mog" && s.method != "dense")
             .collect();
         let curve: Vec<_> = res.summary.iter().filter(|s| s.method == "mog").collect();
+        let within: serde_json::Map<String, serde_json::Value> = res
+            .max_sparsity_within_1pt
+            .iter()
+            .map(|(m, s)| (m.clone(), serde_json::json!(s)))
+            .collect();
         super::print_json(&serde_json::json!({
             "dataset": res.dataset, "model": res.model, "seeds": a.seeds,
             "dense_accuracy": res.dense_accuracy, "dense_accuracy_std": res.dense_accuracy_std,
             "mog_accuracy": res.mog_accuracy, "mog_accuracy_std": res.mog_accuracy_std,
             "sparsity": res.sparsity, "inference_speedup": res.inference_speedup,
-            "baselines": baselines, "mog_curve": curve, "dir": dir.path(),
+            "baselines": baselines, "mog_curve": curve, "max_sparsity_within_1pt": within,
+            "dir": dir.path(),
         }));
     } else {
         println!("{}", rep.as_markdown());
