@@ -48,6 +48,20 @@ impl Criterion {
     }
 }
 
+impl std::str::FromStr for Criterion {
+    type Err = crate::GraphError;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        Criterion::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                crate::GraphError::Invalid(format!(
+                    "unknown criterion {s:?} (expected jaccard, degree, eff_resistance or grad_magnitude)"
+                ))
+            })
+    }
+}
+
 /// A fixed pseudo-random tie-break key for edge `e` (SplitMix64): ranking ties (common: many Jaccard scores are 0,
 /// many gradients are exactly 0) must not be broken by node id, which can correlate with the labels.
 pub fn tie_key(e: usize) -> u64 {

@@ -335,12 +335,22 @@ pub fn train_mog(
         &[d.num_features, cfg.hidden, d.num_classes],
         cfg.dropout,
     )?;
+    if mog.criteria.is_empty() || scores.len() != Criterion::ALL.len() {
+        invalid!(
+            "MoG needs at least one criterion and scores for all four (in Criterion::ALL order)"
+        );
+    }
+    let chosen: Vec<Vec<f32>> = mog
+        .criteria
+        .iter()
+        .map(|c| scores[Criterion::ALL.iter().position(|a| a == c).unwrap_or(0)].clone())
+        .collect();
     let mut src = MogSource::new(
         &d.graph,
         kind,
         x.clone(),
         d.num_features,
-        scores,
+        &chosen,
         mog.clone(),
         &mut ps,
         seed,

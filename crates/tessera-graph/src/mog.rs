@@ -603,6 +603,9 @@ impl<'a> MogSource<'a> {
         if cfg.refresh_every == 0 || cfg.beta <= 0.0 {
             invalid!("refresh_every must be >= 1 and beta > 0");
         }
+        if !(cfg.balance_weight >= 0.0 && cfg.balance_weight.is_finite()) {
+            invalid!("balance_weight must be a finite number >= 0");
+        }
         let experts = Experts::new(graph, scores, &cfg.keep_levels)?;
         let router = Router::new(
             ps,

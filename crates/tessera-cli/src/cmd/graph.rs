@@ -99,6 +99,16 @@ pub struct MogArgs {
     /// Grassmann distance weight β.
     #[arg(long, default_value_t = 1.0)]
     pub beta: f64,
+    /// Criteria of the experts (experts = criteria × levels).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "jaccard,degree,eff_resistance,grad_magnitude"
+    )]
+    pub criteria: Vec<String>,
+    /// Weight λ of the router's load-balancing loss (CV² of importance and load).
+    #[arg(long, default_value_t = 1e-2)]
+    pub balance_weight: f64,
     /// Recompute the sparse structure every this many epochs.
     #[arg(long, default_value_t = 10)]
     pub refresh: usize,
@@ -182,6 +192,12 @@ fn mog(a: MogArgs) -> anyhow::Result<()> {
         top_k: a.top_k,
         beta: a.beta,
         refresh_every: a.refresh,
+        criteria: a
+            .criteria
+            .iter()
+            .map(|c| c.trim().parse())
+            .collect::<Result<_, _>>()?,
+        balance_weight: a.balance_weight,
         ..MogConfig::default()
     };
     cfg.extra_level_sets = if a.curve == "none" {
