@@ -6,12 +6,14 @@
 //! - [`progress`]: progress bars that stay quiet when stderr is not a terminal.
 //! - [`report`]: Markdown reports with tables and SVG plots.
 //! - [`record`]: run directories holding JSON results plus the report.
+//! - [`journal`]: append-only JSONL checkpoints that let long runs resume.
 //! - [`assets`]: the model cache (`$TESSERA_HOME`) and dataset resolution.
 #![warn(missing_docs)]
 
 pub mod assets;
 pub mod error;
 pub mod fsx;
+pub mod journal;
 pub mod progress;
 pub mod record;
 pub mod report;

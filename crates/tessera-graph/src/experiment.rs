@@ -60,7 +60,7 @@ impl MogExperiment {
 }
 
 /// One trained model on one graph.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RunRecord {
     /// `dense`, `random`, a criterion name, `mog` or `mog_score_average`.
     pub method: String,
@@ -401,6 +401,17 @@ pub fn run_mog_experiment(
     cfg: &MogExperiment,
     progress: &mut dyn FnMut(&RunRecord),
 ) -> Result<MogResult> {
+    run_mog_experiment_resuming(cfg, &[], progress)
+}
+
+/// Like [`run_mog_experiment`], but runs whose (method, level, seed) is in `done` are taken from there instead of
+/// being trained again (a seed's dense model is still retrained when anything of that seed is missing: the
+/// gradient criterion needs it; training is deterministic for a seed). `progress` sees only new runs.
+pub fn run_mog_experiment_resuming(
+    cfg: &MogExperiment,
+    done: &[RunRecord],
+    progress: &mut dyn FnMut(&RunRecord),
+) -> Result<MogResult> {
     if cfg.seeds == 0 {
         invalid!("need at least one seed");
     }
@@ -408,17 +419,51 @@ pub fn run_mog_experiment(
     let x = gnn::feature_input(&data)?;
     let full = gnn::full_pattern(&data.graph)?;
     let prop_full = Arc::new(Propagation::new(cfg.model, full)?);
+    let mut variants = vec![("mog", cfg.mog.clone())];
+    for levels in &cfg.extra_level_sets {
+        variants.push((
+            "mog",
+            MogConfig {
+                keep_levels: levels.clone(),
+                ..cfg.mog.clone()
+            },
+        ));
+    }
+    if cfg.ablation {
+        variants.push((
+            "mog_score_average",
+            MogConfig {
+                mix: MixMode::ScoreAverage,
+                ..cfg.mog.clone()
+            },
+        ));
+    }
+    let mut planned: Vec<(String, String)> = vec![("dense".into(), "1".into())];
+    for &keep in &cfg.baseline_keeps {
+        planned.push(("random".into(), format!("{keep}")));
+        for c in Criterion::ALL {
+            planned.push((c.name().into(), format!("{keep}")));
+        }
+    }
+    for (name, mog) in &variants {
+        planned.push((name.to_string(), level_label(&mog.keep_levels)));
+    }
+    let previous = |m: &str, l: &str, seed: u64| {
+        done.iter()
+            .find(|r| r.seed == seed && r.method == m && r.level == l)
+            .cloned()
+    };
     let mut runs = Vec::new();
     let mut push = |r: RunRecord, runs: &mut Vec<RunRecord>| {
         progress(&r);
         runs.push(r);
     };
     for seed in 0..cfg.seeds {
-        let p = Prepared {
-            d: &data,
-            x: x.clone(),
-            split: data.standard_split(seed),
-        };
+        if planned.iter().all(|(m, l)| previous(m, l, seed).is_some()) {
+            runs.extend(planned.iter().filter_map(|(m, l)| previous(m, l, seed)));
+            continue;
+        }
+        let p = Prepared::new(&data, seed)?;
         let (dense_model, out, t) = train_fixed(
             &p,
             cfg.model,
@@ -427,7 +472,10 @@ pub fn run_mog_experiment(
             seed,
             cfg.timing_reps,
         )?;
-        push(record("dense", "1", seed, 0.0, &out, t), &mut runs);
+        match previous("dense", "1", seed) {
+            Some(r) => runs.push(r),
+            None => push(record("dense", "1", seed, 0.0, &out, t), &mut runs),
+        }
         let scores = all_scores(
             &data,
             &x,
@@ -438,48 +486,39 @@ pub fn run_mog_experiment(
             seed,
         )?;
         for &keep in &cfg.baseline_keeps {
+            let level = format!("{keep}");
             let mut masks = vec![("random".to_string(), random_mask(&data.graph, keep, seed))];
             for (c, s) in Criterion::ALL.iter().zip(&scores) {
                 masks.push((c.name().to_string(), global_top_mask(s, keep)));
             }
             for (name, mask) in masks {
+                if let Some(r) = previous(&name, &level, seed) {
+                    runs.push(r);
+                    continue;
+                }
                 let (pat, _) = pattern_from_mask(&data.graph, &mask)?;
                 let prop = Arc::new(Propagation::new(cfg.model, pat)?);
                 let (_, out, t) =
                     train_fixed(&p, cfg.model, prop, &cfg.train, seed, cfg.timing_reps)?;
                 push(
-                    record(&name, &format!("{keep}"), seed, sparsity_of(&mask), &out, t),
+                    record(&name, &level, seed, sparsity_of(&mask), &out, t),
                     &mut runs,
                 );
             }
         }
-        let mut variants = vec![("mog", cfg.mog.clone())];
-        for levels in &cfg.extra_level_sets {
-            variants.push((
-                "mog",
-                MogConfig {
-                    keep_levels: levels.clone(),
-                    ..cfg.mog.clone()
-                },
-            ));
-        }
-        if cfg.ablation {
-            variants.push((
-                "mog_score_average",
-                MogConfig {
-                    mix: MixMode::ScoreAverage,
-                    ..cfg.mog.clone()
-                },
-            ));
-        }
-        for (name, mog) in variants {
+        for (name, mog) in &variants {
+            let level = level_label(&mog.keep_levels);
+            if let Some(r) = previous(name, &level, seed) {
+                runs.push(r);
+                continue;
+            }
             let r = train_mog(
                 &data,
                 &x,
                 &p.split,
                 cfg.model,
                 &scores,
-                &mog,
+                mog,
                 &cfg.train,
                 seed,
                 cfg.timing_reps,
@@ -487,7 +526,7 @@ pub fn run_mog_experiment(
             push(
                 record(
                     name,
-                    &level_label(&mog.keep_levels),
+                    &level,
                     seed,
                     r.sparsity,
                     &r.outcome,
@@ -825,5 +864,35 @@ mod tests {
         );
         // Already below at the first point: interpolate from the dense point at 0.
         assert!((max_sparsity_within(&[(0.5, 0.75)], 0.80, 0.01) - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_resumed_experiment_trains_only_what_is_missing_and_agrees() {
+        let mut cfg = MogExperiment::new("sbm:400:8", ModelKind::Gcn);
+        cfg.seeds = 1;
+        cfg.baseline_keeps = vec![0.5];
+        cfg.extra_level_sets = vec![];
+        cfg.ablation = false;
+        cfg.er_projections = 4;
+        cfg.timing_reps = 1;
+        cfg.train.max_epochs = 15;
+        cfg.train.hidden = 8;
+        let mut fresh = 0;
+        let full = run_mog_experiment(&cfg, &mut |_| fresh += 1).unwrap();
+        assert_eq!(fresh, 7, "dense + random + 4 criteria + mog");
+        // Everything done: nothing is trained again.
+        let mut again = 0;
+        let same = run_mog_experiment_resuming(&cfg, &full.runs, &mut |_| again += 1).unwrap();
+        assert_eq!(again, 0);
+        assert_eq!(same.mog_accuracy, full.mog_accuracy);
+        // Half done: the rest is trained and matches the uninterrupted run (training is deterministic).
+        let mut rest = 0;
+        let resumed =
+            run_mog_experiment_resuming(&cfg, &full.runs[..3], &mut |_| rest += 1).unwrap();
+        assert_eq!(rest, 4);
+        for (a, b) in resumed.runs.iter().zip(&full.runs) {
+            assert_eq!((&a.method, &a.level), (&b.method, &b.level));
+            assert_eq!(a.test_accuracy, b.test_accuracy, "{} {}", a.method, a.level);
+        }
     }
 }

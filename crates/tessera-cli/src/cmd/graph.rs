@@ -3,6 +3,7 @@ use super::Ctx;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::sync::Arc;
+use tessera_core::journal::Journal;
 use tessera_core::record::RunDir;
 use tessera_graph::data::Dataset;
 use tessera_graph::experiment::{self, BenchConfig, MogExperiment};
@@ -214,8 +215,26 @@ fn mog(a: MogArgs) -> anyhow::Result<()> {
         Some(p) => RunDir::at(p)?,
         None => RunDir::fresh("runs", "graph-mog")?,
     };
+    // Checkpoint: every finished run goes to runs.jsonl; rerunning with the same --out resumes (more seeds may be
+    // added; any other setting must match settings.json).
+    let mut settings = serde_json::to_value(&cfg)?;
+    if let Some(o) = settings.as_object_mut() {
+        o.remove("seeds");
+    }
+    tessera_core::journal::check_settings(&dir.file("settings.json"), &settings)?;
+    let (journal, done) = Journal::open::<experiment::RunRecord>(dir.file("runs.jsonl"))?;
+    if !done.is_empty() {
+        eprintln!(
+            "tessera graph mog: resuming {} ({} runs already done)",
+            dir.path().display(),
+            done.len()
+        );
+    }
     let res = with_threads(a.opts.threads, nodes_hint(&a.dataset), || {
-        experiment::run_mog_experiment(&cfg, &mut |r| {
+        experiment::run_mog_experiment_resuming(&cfg, &done, &mut |r| {
+            if let Err(e) = journal.append(r) {
+                eprintln!("tessera graph mog: warning: checkpoint not written: {e}");
+            }
             eprintln!(
                 "seed {} {:>18} {:>12}: sparsity {:.3} test {:.4} ({:.1}s)",
                 r.seed, r.method, r.level, r.sparsity, r.test_accuracy, r.train_seconds
