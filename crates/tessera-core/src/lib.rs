@@ -7,10 +7,12 @@
 //! - [`report`]: Markdown reports with tables and SVG plots.
 //! - [`record`]: run directories holding JSON results plus the report.
 //! - [`journal`]: append-only JSONL checkpoints that let long runs resume.
+//! - [`chat`]: the chat message shared by the runtime, the backends and LLM agents.
 //! - [`assets`]: the model cache (`$TESSERA_HOME`) and dataset resolution.
 #![warn(missing_docs)]
 
 pub mod assets;
+pub mod chat;
 pub mod error;
 pub mod fsx;
 pub mod journal;

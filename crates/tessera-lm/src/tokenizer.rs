@@ -6,7 +6,6 @@
 //! are special tokens. From a directory: `tokenizer.json`.
 use crate::error::{LmError, Result};
 use crate::gguf::GgufFile;
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -14,24 +13,7 @@ use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer as HfTokenizer};
 
-/// One chat message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    /// `system`, `user` or `assistant`.
-    pub role: String,
-    /// The text.
-    pub content: String,
-}
-
-impl ChatMessage {
-    /// A message with the given role.
-    pub fn new(role: &str, content: impl Into<String>) -> Self {
-        ChatMessage {
-            role: role.into(),
-            content: content.into(),
-        }
-    }
-}
+pub use tessera_core::chat::ChatMessage;
 
 /// The ChatML template (`<|im_start|>role\n...<|im_end|>\n`) with the model's default system prompt.
 #[derive(Debug, Clone, Default)]

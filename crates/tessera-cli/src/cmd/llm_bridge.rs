@@ -26,10 +26,7 @@ impl ChatBackend for ArenaChat {
         messages: &[arena_backend::ChatMessage],
         params: &arena_backend::ChatParams,
     ) -> Result<Vec<String>, BackendError> {
-        let msgs = messages
-            .iter()
-            .map(|m| tessera_llm::ChatMessage::new(&m.role, m.content.clone()))
-            .collect();
+        let msgs = messages.to_vec();
         let p = tessera_llm::ChatParams {
             temperature: params.temperature as f64,
             max_tokens: params.max_tokens as usize,
