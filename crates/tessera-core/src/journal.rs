@@ -33,11 +33,13 @@ impl Journal {
             match serde_json::from_str(line) {
                 Ok(r) => records.push(r),
                 Err(_) if torn_tail && i + 1 == lines.len() => {}
-                Err(e) => return Err(Error::invalid(format!(
+                Err(e) => {
+                    return Err(Error::invalid(format!(
                     "{}: line {} is not a valid record ({e}); move the file away to start afresh",
                     path.display(),
                     i + 1
-                ))),
+                )))
+                }
             }
         }
         if torn_tail {
