@@ -103,6 +103,16 @@ fn invalid(message: &str, param: Option<&str>, code: Option<&str>) -> Response {
     )
 }
 
+fn internal(e: &dyn std::fmt::Display) -> Response {
+    api_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &e.to_string(),
+        "server_error",
+        None,
+        None,
+    )
+}
+
 fn overloaded(e: &LlmError) -> Response {
     api_error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -187,15 +197,7 @@ async fn chat_completions(State(st): State<AppState>, headers: HeaderMap, body: 
     let (prompt, sp) = match local::prepare(&st.engine, &parsed.request, !parsed.max_tokens_given) {
         Ok(x) => x,
         Err(LlmError::Invalid(m)) => return invalid(&m, None, None),
-        Err(e) => {
-            return api_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &e.to_string(),
-                "server_error",
-                None,
-                None,
-            )
-        }
+        Err(e) => return internal(&e),
     };
     let created = unix_secs();
     let id = format!(
@@ -214,15 +216,7 @@ async fn chat_completions(State(st): State<AppState>, headers: HeaderMap, body: 
     let rx = match rx {
         Ok(rx) => rx,
         Err(e @ LlmError::Overloaded(_)) => return overloaded(&e),
-        Err(e) => {
-            return api_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &e.to_string(),
-                "server_error",
-                None,
-                None,
-            )
-        }
+        Err(e) => return internal(&e),
     };
     if parsed.stream {
         let stream = SseStream::new(
@@ -239,27 +233,11 @@ async fn chat_completions(State(st): State<AppState>, headers: HeaderMap, body: 
     }
     let gens = match local::collect(rx).await {
         Ok(g) => g,
-        Err(e) => {
-            return api_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &e.to_string(),
-                "server_error",
-                None,
-                None,
-            )
-        }
+        Err(e) => return internal(&e),
     };
     let tok = match st.engine.model().tokenizer() {
         Ok(t) => t,
-        Err(e) => {
-            return api_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &e.to_string(),
-                "server_error",
-                None,
-                None,
-            )
-        }
+        Err(e) => return internal(&e),
     };
     let resp = ChatResponse {
         model: st.cfg.model_id.clone(),
