@@ -127,10 +127,34 @@ pub struct MogResult {
     /// Per method: the highest sparsity its accuracy curve reaches while staying within
     /// [`TOLERANCE_POINTS`] of dense accuracy (see [`max_sparsity_within`]): the paper's claim in one number.
     pub max_sparsity_within_1pt: Vec<(String, f64)>,
+    /// Per method: mean test accuracy at sparsity [`MATCHED_SPARSITY`], interpolated linearly along its curve
+    /// (absent when the curve does not reach it): methods compared at equal sparsity.
+    pub accuracy_at_matched_sparsity: Vec<(String, f64)>,
     /// Every run.
     pub runs: Vec<RunRecord>,
     /// The settings.
     pub config: MogExperiment,
+}
+
+/// The sparsity at which [`MogResult::accuracy_at_matched_sparsity`] compares methods.
+pub const MATCHED_SPARSITY: f64 = 0.5;
+
+/// Mean accuracy at sparsity `s` by linear interpolation along a curve that starts at `(0, dense)`; `None` when
+/// `s` lies beyond the curve's largest sparsity.
+pub fn accuracy_at(points: &[(f64, f64)], dense: f64, s: f64) -> Option<f64> {
+    let mut pts = vec![(0.0, dense)];
+    pts.extend_from_slice(points);
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    pts.windows(2).find_map(|w| {
+        let ((s0, a0), (s1, a1)) = (w[0], w[1]);
+        (s0 <= s && s <= s1).then(|| {
+            if s1 > s0 {
+                a0 + (a1 - a0) * (s - s0) / (s1 - s0)
+            } else {
+                a1
+            }
+        })
+    })
 }
 
 /// Accuracy loss (percentage points) against dense that [`MogResult::max_sparsity_within_1pt`] tolerates.
@@ -159,23 +183,35 @@ pub fn max_sparsity_within(points: &[(f64, f64)], dense: f64, tol: f64) -> f64 {
     last.0
 }
 
-fn sparsity_at_tolerance(summary: &[SummaryRow], dense: f64) -> Vec<(String, f64)> {
-    let mut out: Vec<(String, f64)> = Vec::new();
+/// Each non-dense method's `(sparsity, mean accuracy)` curve, in first-seen order.
+fn curves(summary: &[SummaryRow]) -> Vec<(String, Vec<(f64, f64)>)> {
+    let mut out: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for row in summary.iter().filter(|r| r.method != "dense") {
-        if out.iter().any(|(m, _)| *m == row.method) {
-            continue;
+        match out.iter_mut().find(|(m, _)| *m == row.method) {
+            Some((_, pts)) => pts.push((row.sparsity, row.accuracy_mean)),
+            None => out.push((row.method.clone(), vec![(row.sparsity, row.accuracy_mean)])),
         }
-        let pts: Vec<(f64, f64)> = summary
-            .iter()
-            .filter(|r| r.method == row.method)
-            .map(|r| (r.sparsity, r.accuracy_mean))
-            .collect();
-        out.push((
-            row.method.clone(),
-            max_sparsity_within(&pts, dense, TOLERANCE_POINTS / 100.0),
-        ));
     }
     out
+}
+
+fn sparsity_at_tolerance(summary: &[SummaryRow], dense: f64) -> Vec<(String, f64)> {
+    curves(summary)
+        .into_iter()
+        .map(|(m, pts)| {
+            (
+                m,
+                max_sparsity_within(&pts, dense, TOLERANCE_POINTS / 100.0),
+            )
+        })
+        .collect()
+}
+
+fn accuracy_at_matched(summary: &[SummaryRow], dense: f64) -> Vec<(String, f64)> {
+    curves(summary)
+        .into_iter()
+        .filter_map(|(m, pts)| accuracy_at(&pts, dense, MATCHED_SPARSITY).map(|a| (m, a)))
+        .collect()
 }
 
 /// Index of the reverse edge `(j ← i)` of every directed edge `(i ← j)`.
@@ -568,6 +604,7 @@ pub fn run_mog_experiment_resuming(
         sparsity,
         inference_speedup: if mog_t > 0.0 { dense_t / mog_t } else { 0.0 },
         max_sparsity_within_1pt: sparsity_at_tolerance(&summary, dense_accuracy),
+        accuracy_at_matched_sparsity: accuracy_at_matched(&summary, dense_accuracy),
         summary,
         runs,
         config: cfg.clone(),
@@ -864,6 +901,10 @@ mod tests {
         );
         // Already below at the first point: interpolate from the dense point at 0.
         assert!((max_sparsity_within(&[(0.5, 0.75)], 0.80, 0.01) - 0.1).abs() < 1e-12);
+        // Accuracy at a given sparsity.
+        assert!((accuracy_at(&pts, 0.80, 0.3).unwrap() - 0.78).abs() < 1e-12);
+        assert!((accuracy_at(&pts, 0.80, 0.1).unwrap() - 0.80).abs() < 1e-12);
+        assert_eq!(accuracy_at(&pts, 0.80, 0.9), None);
     }
 
     #[test]

@@ -257,12 +257,19 @@ fn mog(a: MogArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(m, s)| (m.clone(), serde_json::json!(s)))
             .collect();
+        let matched: serde_json::Map<String, serde_json::Value> = res
+            .accuracy_at_matched_sparsity
+            .iter()
+            .map(|(m, a)| (m.clone(), serde_json::json!(a)))
+            .collect();
         super::print_json(&serde_json::json!({
             "dataset": res.dataset, "model": res.model, "seeds": a.seeds,
             "dense_accuracy": res.dense_accuracy, "dense_accuracy_std": res.dense_accuracy_std,
             "mog_accuracy": res.mog_accuracy, "mog_accuracy_std": res.mog_accuracy_std,
             "sparsity": res.sparsity, "inference_speedup": res.inference_speedup,
             "baselines": baselines, "mog_curve": curve, "max_sparsity_within_1pt": within,
+            "accuracy_at_matched_sparsity": matched,
+            "matched_sparsity": tessera_graph::experiment::MATCHED_SPARSITY,
             "dir": dir.path(),
         }));
     } else {
