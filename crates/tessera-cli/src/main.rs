@@ -55,6 +55,8 @@ enum BenchCmd {
     Arena(cmd::arena::BenchArenaArgs),
     /// GNN inference on sparsified vs dense graphs.
     Graph(cmd::graph::BenchGraphArgs),
+    /// Time and peak memory of a LoRA training step, base weights trainable vs frozen.
+    Lora(cmd::lm::BenchLoraArgs),
 }
 
 fn main() {
@@ -77,6 +79,7 @@ fn main() {
         Cmd::Qnewton(c) => cmd::qnewton::run(&ctx, c),
         Cmd::Bench(b) => match b {
             BenchCmd::Decode(a) => cmd::lm::bench_decode(&ctx, a),
+            BenchCmd::Lora(a) => cmd::lm::bench_lora(&ctx, a),
             BenchCmd::Serve(a) => cmd::serve::bench(&ctx, a),
             BenchCmd::Arena(a) => cmd::arena::bench(&ctx, a),
             BenchCmd::Graph(a) => cmd::graph::bench(&ctx, a),

@@ -6,6 +6,7 @@
 //! - [`progress`]: progress bars that stay quiet when stderr is not a terminal.
 //! - [`report`]: Markdown reports with tables and SVG plots.
 //! - [`record`]: run directories holding JSON results plus the report.
+//! - [`mem`]: resident-memory readings (current and resettable peak) for memory benchmarks.
 //! - [`journal`]: append-only JSONL checkpoints that let long runs resume.
 //! - [`chat`]: the chat message shared by the runtime, the backends and LLM agents.
 //! - [`assets`]: the model cache (`$TESSERA_HOME`) and dataset resolution.
@@ -16,6 +17,7 @@ pub mod chat;
 pub mod error;
 pub mod fsx;
 pub mod journal;
+pub mod mem;
 pub mod progress;
 pub mod record;
 pub mod report;

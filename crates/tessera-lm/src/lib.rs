@@ -28,7 +28,7 @@ pub use error::{LmError, Result};
 pub use generate::{
     generate, generate_batch, top_alternatives, FinishReason, Generation, SamplingParams,
 };
-pub use linear::Linear;
+pub use linear::{Grad, Linear};
 pub use load::{load, save_safetensors_dir};
 pub use model::{Cache, FfnGate, Forward, Input, Llama};
 pub use tokenizer::{ChatMessage, Tokenizer};

@@ -3,8 +3,80 @@
 //! accumulates input statistics over calibration batches (Wanda's per-feature ‖X_j‖², SparseGPT's Gram `XᵀX`).
 use crate::error::{LmError, Result};
 use crate::kernels;
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, Var};
 use std::sync::Mutex;
+
+/// What a forward pass differentiates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Grad {
+    /// Inference: fused kernels, no autograd graph.
+    #[default]
+    Off,
+    /// Every parameter (full fine-tuning); a layer with a LoRA adapter keeps its base weight frozen.
+    All,
+    /// Adapters and inputs only (LoRA, prefix / prompt tuning, embedding-space attacks): base weights, norms and
+    /// the embedding are frozen, and frozen projections pass only the input gradient, so no weight-sized gradient
+    /// is ever allocated.
+    Adapters,
+}
+
+impl Grad {
+    /// Whether an autograd graph is built at all.
+    pub fn on(self) -> bool {
+        self != Grad::Off
+    }
+    /// Whether base parameters (weights, norms, embedding) are trainable.
+    pub fn base(self) -> bool {
+        self == Grad::All
+    }
+}
+
+/// `x Wᵀ` for a frozen weight `W` (`out × in`): the backward returns only `∂L/∂x = g W`. Candle's matmul backward
+/// also computes `∂L/∂W` for an operand that needs none, one weight-sized tensor per frozen layer, which doubles
+/// the memory of adapter training (see `shared/notes/candle-notes.md`).
+struct FrozenMatmul {
+    w: Tensor,
+}
+
+impl CustomOp1 for FrozenMatmul {
+    fn name(&self) -> &'static str {
+        "frozen-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (a, b) = layout.contiguous_offsets().ok_or_else(|| {
+            candle_core::Error::Msg("frozen matmul: input is not contiguous".into())
+        })?;
+        let (rows, inp) = layout.shape().dims2()?;
+        let x = Tensor::from_slice(&storage.as_slice::<f32>()?[a..b], (rows, inp), &Device::Cpu)?;
+        let y = x.matmul(&self.w.t()?)?;
+        let out = y.dim(1)?;
+        Ok((
+            CpuStorage::F32(y.flatten_all()?.to_vec1::<f32>()?),
+            Shape::from((rows, out)),
+        ))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.matmul(&self.w)?))
+    }
+}
+
+/// `x Wᵀ` with `W` frozen: gradients reach `x` but none is computed for `W` ([`FrozenMatmul`]).
+pub fn frozen_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.dtype() != DType::F32 || w.dtype() != DType::F32 || !x.device().is_cpu() {
+        return Err(LmError::Invalid(
+            "frozen matmul runs on f32 CPU tensors".into(),
+        ));
+    }
+    Ok(x.contiguous()?.apply_op1(FrozenMatmul {
+        w: w.detach().contiguous()?,
+    })?)
+}
 
 /// Row count up to which the hand-written decode kernel is used instead of the general matmul.
 const SMALL_M: usize = 8;
@@ -173,6 +245,11 @@ impl Linear {
     /// Applies the layer to `x` of shape `[..., in]`. With `train` the weight takes part in autograd through the
     /// mask (`W ⊙ M`), so masked entries get zero gradient.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_grad(x, if train { Grad::All } else { Grad::Off })
+    }
+
+    /// `x Wᵀ` (+ LoRA) with the differentiation mode `g`.
+    pub fn forward_grad(&self, x: &Tensor, g: Grad) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let inp = *dims
             .last()
@@ -187,23 +264,24 @@ impl Linear {
         let x2 = x.reshape((rows, inp))?;
         self.record(&x2)?;
         // Outside training the weight is detached, so no autograd graph keeps activations alive.
-        let w = &param(&self.weight, train);
-        let mut y = if !train && rows <= SMALL_M {
+        let trainable = g.base() && self.lora.is_none();
+        let w = &param(&self.weight, trainable);
+        let mut y = if !g.on() && rows <= SMALL_M {
             let xs = x2.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
             let ys = with_f32_slice(w, |ws| kernels::matmul_rows_t(&xs, rows, inp, ws, out))?;
             Tensor::from_vec(ys, (rows, out), x.device())?
-        } else if train && self.mask.is_some() && self.lora.is_none() {
+        } else if trainable && self.mask.is_some() {
             let m = self.mask.as_ref().expect("checked");
             x2.matmul(&w.mul(m)?.t()?)?
-        } else if train && self.lora.is_some() {
-            // Frozen base weight under LoRA: keep it out of the autograd graph.
-            x2.matmul(&w.detach().t()?)?
+        } else if g.on() && !trainable {
+            // Frozen base weight (adapter training, or under LoRA): input gradient only.
+            frozen_matmul(&x2, w)?
         } else {
             x2.matmul(&w.t()?)?
         };
         if let Some(l) = &self.lora {
-            let h = x2.matmul(&param(&l.a, train).t()?)?;
-            let d = h.matmul(&param(&l.b, train).t()?)?;
+            let h = x2.matmul(&param(&l.a, g.on()).t()?)?;
+            let d = h.matmul(&param(&l.b, g.on()).t()?)?;
             y = (y + d.affine(l.scale, 0.0)?)?;
         }
         let mut out_dims = dims;

@@ -8,7 +8,7 @@
 //! differentiable ops are used (candle's fused RMSNorm/softmax/rope have no backward).
 use crate::config::LlamaConfig;
 use crate::error::{LmError, Result};
-use crate::linear::{param, Linear};
+use crate::linear::{param, Grad, Linear};
 use crate::tokenizer::Tokenizer;
 use candle_core::{DType, Device, Tensor, Var, D};
 
@@ -116,6 +116,10 @@ pub struct Forward<'a> {
     pub logits_from: Option<usize>,
     /// Use differentiable ops only (training, gradients).
     pub train: bool,
+    /// With `train`: freeze every base parameter (weights, norms, embedding) so gradients reach only adapters
+    /// (LoRA `Var`s) and tensor inputs (embeddings, prefixes). Frozen projections then never allocate a
+    /// weight-sized gradient ([`Grad::Adapters`]).
+    pub freeze_base: bool,
     /// Key padding mask `[batch, cached + tokens]` (1 keep, 0 pad) for batches of prompts of unequal length.
     pub key_mask: Option<&'a Tensor>,
     /// Explicit positions `[batch, tokens]` (u32) for left-padded batches; default `cache.len + 0..tokens`.
@@ -140,9 +144,9 @@ pub struct Llama {
     sin: Tensor,
 }
 
-fn rms_norm(x: &Tensor, w: &Var, eps: f64, train: bool) -> Result<Tensor> {
-    Ok(if train {
-        candle_nn::ops::rms_norm_slow(x, w.as_tensor(), eps as f32)?
+fn rms_norm(x: &Tensor, w: &Var, eps: f64, g: Grad) -> Result<Tensor> {
+    Ok(if g.on() {
+        candle_nn::ops::rms_norm_slow(x, &param(w, g.base()), eps as f32)?
     } else {
         candle_nn::ops::rms_norm(&x.contiguous()?, &w.as_tensor().detach(), eps as f32)?
     })
@@ -365,8 +369,13 @@ impl Llama {
     /// Runs the model. Returns logits `[batch, tokens, vocab]` (or `[batch, 1, vocab]` with `last_only`).
     pub fn forward(&self, input: Input<'_>, mut opts: Forward<'_>) -> Result<Tensor> {
         let c = &self.config;
+        let g = match (opts.train, opts.freeze_base) {
+            (false, _) => Grad::Off,
+            (true, false) => Grad::All,
+            (true, true) => Grad::Adapters,
+        };
         let mut x = match input {
-            Input::Ids(ids) => self.embed(ids, opts.train)?,
+            Input::Ids(ids) => self.embed(ids, g.base())?,
             Input::Embeds(e) => {
                 if e.dim(D::Minus1)? != c.hidden_size || e.rank() != 3 {
                     return Err(LmError::Invalid(format!(
@@ -406,27 +415,18 @@ impl Llama {
             other => other,
         };
         for (li, blk) in self.blocks.iter().enumerate() {
-            let h = rms_norm(&x, &blk.attn_norm, c.rms_norm_eps, opts.train)?;
+            let h = rms_norm(&x, &blk.attn_norm, c.rms_norm_eps, g)?;
             let kv_cache = opts.cache.as_deref_mut().map(|c| &mut c.kv[li]);
             let prefix = opts.prefix.map(|p| &p[li]);
-            let a = self.attention(
-                blk,
-                &h,
-                &cos,
-                &sin,
-                mask.as_ref(),
-                kv_cache,
-                prefix,
-                opts.train,
-            )?;
+            let a = self.attention(blk, &h, &cos, &sin, mask.as_ref(), kv_cache, prefix, g)?;
             x = (x + a)?;
             let run = opts.ffn_gate.is_none_or(|g| g.run_ffn(li, &x));
             if run {
-                let h = rms_norm(&x, &blk.ffn_norm, c.rms_norm_eps, opts.train)?;
-                let g = blk.gate.forward(&h, opts.train)?;
-                let u = blk.up.forward(&h, opts.train)?;
-                let act = (candle_nn::ops::silu(&g)? * u)?;
-                x = (x + blk.down.forward(&act, opts.train)?)?;
+                let h = rms_norm(&x, &blk.ffn_norm, c.rms_norm_eps, g)?;
+                let gate = blk.gate.forward_grad(&h, g)?;
+                let up = blk.up.forward_grad(&h, g)?;
+                let act = (candle_nn::ops::silu(&gate)? * up)?;
+                x = (x + blk.down.forward_grad(&act, g)?)?;
             }
         }
         if let Some(cache) = opts.cache.as_deref_mut() {
@@ -442,8 +442,8 @@ impl Llama {
             }
             x = x.narrow(1, from, t - from)?;
         }
-        let x = rms_norm(&x, &self.norm, c.rms_norm_eps, opts.train)?;
-        self.lm_head.forward(&x, opts.train)
+        let x = rms_norm(&x, &self.norm, c.rms_norm_eps, g)?;
+        self.lm_head.forward_grad(&x, g)
     }
 
     fn rope_for(
@@ -536,24 +536,25 @@ impl Llama {
         mask: Option<&Tensor>,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
         prefix: Option<&(Tensor, Tensor)>,
-        train: bool,
+        g: Grad,
     ) -> Result<Tensor> {
+        let train = g.on();
         let c = &self.config;
         let (b, t, _) = h.dims3()?;
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim());
         let q = blk
             .q
-            .forward(h, train)?
+            .forward_grad(h, g)?
             .reshape((b, t, nh, hd))?
             .transpose(1, 2)?;
         let k = blk
             .k
-            .forward(h, train)?
+            .forward_grad(h, g)?
             .reshape((b, t, nkv, hd))?
             .transpose(1, 2)?;
         let v = blk
             .v
-            .forward(h, train)?
+            .forward_grad(h, g)?
             .reshape((b, t, nkv, hd))?
             .transpose(1, 2)?
             .contiguous()?;
@@ -593,7 +594,7 @@ impl Llama {
             .reshape((b, nh, t, hd))?
             .transpose(1, 2)?
             .reshape((b, t, nh * hd))?;
-        blk.o.forward(&y, train)
+        blk.o.forward_grad(&y, g)
     }
 }
 

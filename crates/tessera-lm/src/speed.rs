@@ -19,10 +19,64 @@ pub struct DecodeSpeed {
 
 /// Peak resident set size of this process in MiB, where the OS reports it.
 pub fn peak_rss_mb() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    tessera_core::mem::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0))
+}
+
+/// Time and memory of one training step (forward + backward, no optimizer update).
+#[derive(Debug, Clone, Serialize)]
+pub struct StepCost {
+    /// Whether base parameters were frozen ([`crate::Grad::Adapters`]) or trainable ([`crate::Grad::All`]).
+    pub freeze_base: bool,
+    /// Wall time of forward + backward, seconds.
+    pub seconds: f64,
+    /// Peak resident memory during the step minus resident memory before it, MiB (Linux only).
+    pub peak_extra_mb: Option<f64>,
+    /// Number of tensors that received a gradient.
+    pub gradients: usize,
+}
+
+/// One next-token cross-entropy step on `tokens` (length ≥ 2), measuring time and the peak memory it adds.
+/// The model is expected to carry LoRA adapters; with `freeze_base` only they (and no base weight) get gradients.
+pub fn train_step_cost(model: &Llama, tokens: &[u32], freeze_base: bool) -> Result<StepCost> {
+    use crate::model::{Forward, Input};
+    if tokens.len() < 2 {
+        return Err(crate::error::LmError::Invalid(
+            "a training step needs at least 2 tokens".into(),
+        ));
+    }
+    let dev = candle_core::Device::Cpu;
+    let x = candle_core::Tensor::new(&tokens[..tokens.len() - 1], &dev)?.unsqueeze(0)?;
+    let y = candle_core::Tensor::new(&tokens[1..], &dev)?;
+    let before = tessera_core::mem::rss_bytes();
+    let reset = tessera_core::mem::reset_peak_rss();
+    let t0 = Instant::now();
+    let logits = model
+        .forward(
+            Input::Ids(&x),
+            Forward {
+                train: true,
+                freeze_base,
+                ..Default::default()
+            },
+        )?
+        .squeeze(0)?;
+    let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+    let grads = loss.backward()?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let peak = tessera_core::mem::peak_rss_bytes();
+    let mut vars: Vec<candle_core::Var> = model.named_vars().into_iter().map(|(_, v)| v).collect();
+    vars.extend(model.lora_vars());
+    let gradients = vars.iter().filter(|v| grads.get(v).is_some()).count();
+    let peak_extra_mb = match (reset, before, peak) {
+        (true, Some(b), Some(p)) => Some(p.saturating_sub(b) as f64 / (1024.0 * 1024.0)),
+        _ => None,
+    };
+    Ok(StepCost {
+        freeze_base,
+        seconds,
+        peak_extra_mb,
+        gradients,
+    })
 }
 
 /// Times one prompt forward and `steps` greedy decode steps (after a short warm-up).

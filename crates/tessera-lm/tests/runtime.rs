@@ -344,6 +344,83 @@ fn lora_gradients_flow_on_a_128_token_batch() {
 }
 
 #[test]
+fn adapter_training_freezes_the_base_and_keeps_the_same_lora_gradients() {
+    let mut m = tiny_model(9).unwrap();
+    for (i, b) in m.blocks.iter_mut().enumerate() {
+        b.q.add_lora(4, 8.0, i as u64).unwrap();
+        b.v.add_lora(4, 8.0, 100 + i as u64).unwrap();
+    }
+    // Make B non-zero so that dL/dA is non-trivial too.
+    for v in m.lora_vars() {
+        let r = v.affine(0.0, 0.01).unwrap();
+        v.set(&(v.as_tensor() + r).unwrap()).unwrap();
+    }
+    let toks: Vec<u32> = (0..65u32).map(|i| (i * 53 + 7) % 250 + 2).collect();
+    let x = ids(&toks[..64]);
+    let y = Tensor::new(&toks[1..], &Device::Cpu).unwrap();
+    let loss_of = |freeze_base: bool| {
+        let logits = m
+            .forward(
+                Input::Ids(&x),
+                Forward {
+                    train: true,
+                    freeze_base,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .squeeze(0)
+            .unwrap();
+        candle_nn::loss::cross_entropy(&logits, &y).unwrap()
+    };
+    let full = loss_of(false).backward().unwrap();
+    let adapters = loss_of(true).backward().unwrap();
+    for v in m.lora_vars() {
+        let a = full.get(&v).unwrap();
+        let b = adapters
+            .get(&v)
+            .expect("LoRA parameters still get gradients");
+        let diff = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let scale = a
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            scale > 0.0 && diff <= 1e-5 * scale.max(1e-3),
+            "diff {diff} scale {scale}"
+        );
+    }
+    // Full mode trains the non-adapted weights; adapter mode leaves every base parameter without a gradient.
+    assert!(full.get(m.blocks[0].k.weight()).is_some());
+    for (name, v) in m.named_vars() {
+        assert!(adapters.get(&v).is_none(), "{name} got a gradient");
+    }
+}
+
+#[test]
+fn frozen_matmul_gives_the_input_gradient_of_a_plain_matmul() {
+    let x = candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, (5, 7), &Device::Cpu).unwrap())
+        .unwrap();
+    let w = Tensor::randn(0f32, 1.0, (3, 7), &Device::Cpu).unwrap();
+    let plain = x.as_tensor().matmul(&w.t().unwrap()).unwrap();
+    let frozen = tessera_lm::linear::frozen_matmul(x.as_tensor(), &w).unwrap();
+    assert!(max_abs_diff(&plain, &frozen) < 1e-6);
+    let gp = plain.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    let gf = frozen.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    assert!(max_abs_diff(gp.get(&x).unwrap(), gf.get(&x).unwrap()) < 1e-5);
+}
+
+#[test]
 fn full_weight_gradients_respect_the_mask() {
     let mut m = tiny_model(10).unwrap();
     let (o, i) = m.blocks[1].up.dims();

@@ -460,3 +460,117 @@ pub fn tour(
         json,
     }))
 }
+
+/// `tessera bench lora` arguments.
+#[derive(Args)]
+pub struct BenchLoraArgs {
+    /// Model name or path.
+    #[arg(default_value = DEFAULT_MODEL)]
+    pub model: String,
+    /// Tokens per step (the batch is one sequence of this length).
+    #[arg(long, default_value_t = 128)]
+    pub tokens: usize,
+    /// LoRA rank (adapters on every q and v projection, alpha = 2·rank).
+    #[arg(long, default_value_t = 8)]
+    pub rank: usize,
+    /// Steps per mode (median time reported; memory is the peak over all of them).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Internal: measure one mode (`trainable` or `frozen`) in this process and print its JSON.
+    #[arg(long, hide = true)]
+    pub worker: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `tessera bench lora`: LoRA training steps (forward + backward) with trainable base weights (what plain
+/// `train` mode differentiates) and with frozen base weights (`freeze_base`, the frozen-weight matmul), each mode
+/// in its own process so that the peak memory above the loaded model is its own.
+pub fn bench_lora(ctx: &Ctx, a: BenchLoraArgs) -> anyhow::Result<()> {
+    if let Some(mode) = &a.worker {
+        let freeze = match mode.as_str() {
+            "frozen" => true,
+            "trainable" => false,
+            other => anyhow::bail!("unknown worker mode {other:?}"),
+        };
+        let mut m = load_model(ctx, &a.model)?;
+        for (i, b) in m.blocks.iter_mut().enumerate() {
+            b.q.add_lora(a.rank, 2.0 * a.rank as f64, 2 * i as u64)?;
+            b.v.add_lora(a.rank, 2.0 * a.rank as f64, 2 * i as u64 + 1)?;
+        }
+        let text = std::fs::read_to_string(wikitext_test()?)?;
+        let ids = m.tokenizer()?.encode(&text[..text.len().min(20_000)])?;
+        if ids.len() < a.tokens + 1 {
+            anyhow::bail!("the text has only {} tokens", ids.len());
+        }
+        let toks = &ids[..a.tokens + 1];
+        let loaded = tessera_core::mem::rss_bytes();
+        tessera_core::mem::reset_peak_rss();
+        let mut secs = Vec::new();
+        let mut gradients = 0;
+        for _ in 0..a.reps.max(1) {
+            let c = speed::train_step_cost(&m, toks, freeze)?;
+            secs.push(c.seconds);
+            gradients = c.gradients;
+        }
+        secs.sort_by(f64::total_cmp);
+        let peak = tessera_core::mem::peak_rss_bytes();
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        print_json(&serde_json::json!({
+            "seconds": secs[secs.len() / 2],
+            "loaded_mb": loaded.map(mib),
+            "peak_extra_mb": loaded.zip(peak).map(|(l, p)| mib(p.saturating_sub(l))),
+            "gradients": gradients,
+        }));
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    let mut out = serde_json::Map::new();
+    for mode in ["trainable", "frozen"] {
+        let r = std::process::Command::new(&exe)
+            .args(["bench", "lora", "--json", "--worker", mode])
+            .args([
+                "--tokens",
+                &a.tokens.to_string(),
+                "--rank",
+                &a.rank.to_string(),
+            ])
+            .args(["--reps", &a.reps.to_string()])
+            .arg(&a.model)
+            .output()?;
+        if !r.status.success() {
+            anyhow::bail!("worker failed: {}", String::from_utf8_lossy(&r.stderr));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&r.stdout)?;
+        out.insert(format!("{mode}_base"), v);
+    }
+    let get = |k: &str, f: &str| out[k][f].as_f64();
+    let ratio = |f: &str| match (get("trainable_base", f), get("frozen_base", f)) {
+        (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+        _ => None,
+    };
+    let (mem_ratio, speed_ratio) = (ratio("peak_extra_mb"), ratio("seconds"));
+    let mut v = serde_json::Value::Object(out);
+    v["model"] = serde_json::json!(a.model);
+    v["tokens"] = serde_json::json!(a.tokens);
+    v["rank"] = serde_json::json!(a.rank);
+    v["memory_ratio"] = serde_json::json!(mem_ratio);
+    v["speed_ratio"] = serde_json::json!(speed_ratio);
+    if a.json {
+        print_json(&v);
+    } else {
+        println!(
+            "LoRA r={} on q,v, {} tokens, forward + backward: trainable base {:.2} s / +{:.0} MiB, frozen base {:.2} s / +{:.0} MiB ({:.2}x less memory, {:.2}x faster)",
+            a.rank,
+            a.tokens,
+            v["trainable_base"]["seconds"].as_f64().unwrap_or(f64::NAN),
+            v["trainable_base"]["peak_extra_mb"].as_f64().unwrap_or(f64::NAN),
+            v["frozen_base"]["seconds"].as_f64().unwrap_or(f64::NAN),
+            v["frozen_base"]["peak_extra_mb"].as_f64().unwrap_or(f64::NAN),
+            mem_ratio.unwrap_or(f64::NAN),
+            speed_ratio.unwrap_or(f64::NAN),
+        );
+    }
+    Ok(())
+}
