@@ -300,13 +300,19 @@ fn stop_strings_end_generation_and_are_not_returned() {
     }
 }
 
-#[test]
-fn lora_gradients_flow_on_a_128_token_batch() {
-    let mut m = tiny_model(9).unwrap();
+/// A tiny model with rank-4 LoRA adapters on every q and v projection.
+fn tiny_model_with_lora(seed: u64) -> tessera_lm::Llama {
+    let mut m = tiny_model(seed).unwrap();
     for (i, b) in m.blocks.iter_mut().enumerate() {
         b.q.add_lora(4, 8.0, i as u64).unwrap();
         b.v.add_lora(4, 8.0, 100 + i as u64).unwrap();
     }
+    m
+}
+
+#[test]
+fn lora_gradients_flow_on_a_128_token_batch() {
+    let m = tiny_model_with_lora(9);
     let toks: Vec<u32> = (0..129u32).map(|i| (i * 37 + 11) % 250 + 2).collect();
     let x = ids(&toks[..128]);
     let y = Tensor::new(&toks[1..], &Device::Cpu).unwrap();
@@ -345,11 +351,7 @@ fn lora_gradients_flow_on_a_128_token_batch() {
 
 #[test]
 fn adapter_training_freezes_the_base_and_keeps_the_same_lora_gradients() {
-    let mut m = tiny_model(9).unwrap();
-    for (i, b) in m.blocks.iter_mut().enumerate() {
-        b.q.add_lora(4, 8.0, i as u64).unwrap();
-        b.v.add_lora(4, 8.0, 100 + i as u64).unwrap();
-    }
+    let m = tiny_model_with_lora(9);
     // Make B non-zero so that dL/dA is non-trivial too.
     for v in m.lora_vars() {
         let r = v.affine(0.0, 0.01).unwrap();
