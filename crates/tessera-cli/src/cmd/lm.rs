@@ -401,7 +401,7 @@ pub fn tour(
     ctx: &Ctx,
     dir: &tessera_core::record::RunDir,
 ) -> anyhow::Result<Option<crate::tour::Section>> {
-    let m = load_model(ctx, DEFAULT_MODEL)?;
+    let mut m = load_model(ctx, DEFAULT_MODEL)?;
     let question = "What is the capital of France?";
     let ids = prompt_ids(&m, question, true, None)?;
     let g = lm_generate(
@@ -417,10 +417,22 @@ pub fn tour(
     let r = run_perplexity(&m, &text, 1024, 512, 2048)?;
     let bench_ids = m.tokenizer()?.encode(BENCH_PROMPT)?;
     let s = speed::measure_decode(&m, &bench_ids, 63)?;
+    // One LoRA training step each way (B starts at zero, so the adapters do not change the model).
+    for (i, b) in m.blocks.iter_mut().enumerate() {
+        b.q.add_lora(8, 16.0, 2 * i as u64)?;
+        b.v.add_lora(8, 16.0, 2 * i as u64 + 1)?;
+    }
+    let wiki = std::fs::read_to_string(&text)?;
+    let toks = m.tokenizer()?.encode(&wiki[..wiki.len().min(4000)])?;
+    let toks = &toks[..toks.len().min(129)];
+    let lora: Vec<speed::StepCost> = [false, true]
+        .into_iter()
+        .map(|freeze| speed::train_step_cost(&m, toks, freeze))
+        .collect::<Result<_, _>>()?;
     let json = serde_json::json!({
         "model": DEFAULT_MODEL, "parameters": m.num_params(),
         "sample": { "prompt": question, "completion": g.text },
-        "perplexity_first_2048_tokens": r, "speed": s,
+        "perplexity_first_2048_tokens": r, "speed": s, "lora_step": lora,
     });
     dir.write_json("lm.json", &json)?;
     let mut rep = Report::new("LM runtime (SmolLM2-135M-Instruct, f32)");
@@ -451,9 +463,20 @@ pub fn tour(
                 "peak RSS (MiB)".into(),
                 format!("{:.0}", s.peak_rss_mb.unwrap_or(0.0)),
             ],
+            vec![
+                format!(
+                    "LoRA step (r = 8 on q, v; {} tokens), base trainable: seconds / tensors with a gradient",
+                    toks.len() - 1
+                ),
+                format!("{:.2} / {}", lora[0].seconds, lora[0].gradients),
+            ],
+            vec![
+                "LoRA step, base frozen (`freeze_base`): seconds / tensors with a gradient".into(),
+                format!("{:.2} / {}", lora[1].seconds, lora[1].gradients),
+            ],
         ],
     );
-    rep.para("Full-text perplexity and the llama.cpp comparison: `tessera perplexity` and `tessera bench decode`.");
+    rep.para("Full-text perplexity, the llama.cpp comparison and LoRA-step memory: `tessera perplexity`, `tessera bench decode` and `tessera bench lora`.");
     Ok(Some(crate::tour::Section {
         title: "lm".into(),
         report: rep,
