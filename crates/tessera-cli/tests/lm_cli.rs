@@ -13,6 +13,17 @@ fn tiny(dir: &std::path::Path) -> std::path::PathBuf {
     p
 }
 
+/// Runs a command that must succeed and print one JSON object; returns it.
+fn run_json(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn assert_clean_failure(out: &std::process::Output, needle: &str) {
     assert_eq!(
         out.status.code(),
@@ -34,18 +45,13 @@ fn assert_clean_failure(out: &std::process::Output, needle: &str) {
 fn generate_and_info_print_one_json_object() {
     let dir = tempfile::tempdir().unwrap();
     let p = tiny(dir.path());
-    let out = tessera()
-        .args(["generate"])
-        .arg(&p)
-        .args(["--prompt", "hello", "--max-tokens", "5", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = run_json(tessera().args(["generate"]).arg(&p).args([
+        "--prompt",
+        "hello",
+        "--max-tokens",
+        "5",
+        "--json",
+    ]));
     assert!(v["text"].is_string() && v["generation"]["tokens"].as_array().unwrap().len() <= 5);
     let out = tessera()
         .args(["info"])
@@ -63,20 +69,14 @@ fn perplexity_json_has_the_contract_key() {
     let p = tiny(dir.path());
     let text = dir.path().join("t.txt");
     std::fs::write(&text, "hello there\r\nthe hell 123\r\n".repeat(20)).unwrap();
-    let out = tessera()
-        .arg("perplexity")
-        .arg(&p)
-        .arg("--text")
-        .arg(&text)
-        .args(["--window", "32", "--stride", "16", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = run_json(
+        tessera()
+            .arg("perplexity")
+            .arg(&p)
+            .arg("--text")
+            .arg(&text)
+            .args(["--window", "32", "--stride", "16", "--json"]),
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["perplexity"].as_f64().unwrap() > 1.0);
 }
 

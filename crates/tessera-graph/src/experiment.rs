@@ -499,7 +499,11 @@ pub fn run_mog_experiment_resuming(
             runs.extend(planned.iter().filter_map(|(m, l)| previous(m, l, seed)));
             continue;
         }
-        let p = Prepared::new(&data, seed)?;
+        let p = Prepared {
+            d: &data,
+            x: x.clone(),
+            split: data.standard_split(seed),
+        };
         let (dense_model, out, t) = train_fixed(
             &p,
             cfg.model,

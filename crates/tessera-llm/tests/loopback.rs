@@ -123,6 +123,20 @@ async fn streaming_equals_non_streaming_at_temperature_zero() {
     h.stop().await.unwrap();
 }
 
+/// Sends every request concurrently; one task per request, in order.
+fn spawn_all(
+    c: &Arc<OpenAiChat>,
+    reqs: &[ChatRequest],
+) -> Vec<tokio::task::JoinHandle<tessera_llm::Result<tessera_llm::ChatResponse>>> {
+    reqs.iter()
+        .cloned()
+        .map(|r| {
+            let c = c.clone();
+            tokio::spawn(async move { c.chat(&r).await })
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_two_concurrent_requests_all_complete() {
     let (h, _d) = tiny_server_batching(2, 64, 8, None).await;
@@ -130,14 +144,7 @@ async fn thirty_two_concurrent_requests_all_complete() {
     let reqs: Vec<ChatRequest> = (0..32)
         .map(|i| ChatRequest::user(format!("Request number {i}")).with_params(params(12)))
         .collect();
-    let tasks: Vec<_> = reqs
-        .iter()
-        .cloned()
-        .map(|r| {
-            let c = c.clone();
-            tokio::spawn(async move { c.chat(&r).await })
-        })
-        .collect();
+    let tasks = spawn_all(&c, &reqs);
     for (t, r) in tasks.into_iter().zip(&reqs) {
         let got = t.await.unwrap().unwrap();
         assert_eq!(got.text(), direct(&h, r).text);
@@ -155,14 +162,7 @@ async fn queued_greedy_requests_run_as_one_batch_with_unchanged_answers() {
     let reqs: Vec<ChatRequest> = (0..6)
         .map(|i| ChatRequest::user("x".repeat(i * 3 + 1)).with_params(params(16)))
         .collect();
-    let tasks: Vec<_> = reqs
-        .iter()
-        .cloned()
-        .map(|r| {
-            let c = c.clone();
-            tokio::spawn(async move { c.chat(&r).await })
-        })
-        .collect();
+    let tasks = spawn_all(&c, &reqs);
     wait_stats(h.addr(), |e| e["queued"] == 6).await;
     h.engine().resume();
     for (t, r) in tasks.into_iter().zip(&reqs) {

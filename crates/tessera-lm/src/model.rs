@@ -315,6 +315,39 @@ impl Llama {
         v
     }
 
+    /// Attaches a rank-`r` LoRA adapter (scale `alpha / r`) to every query and value projection, the placement of
+    /// Hu et al. 2021; layer `i` draws its initialisation from seeds `2i` (q) and `2i + 1` (v).
+    pub fn add_lora_qv(&mut self, r: usize, alpha: f64) -> Result<()> {
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            b.q.add_lora(r, alpha, 2 * i as u64)?;
+            b.v.add_lora(r, alpha, 2 * i as u64 + 1)?;
+        }
+        Ok(())
+    }
+
+    /// Mean next-token cross-entropy of one sequence (`tokens[1..]` predicted from `tokens[..n-1]`) in training
+    /// mode; with `freeze_base` only adapters and inputs are differentiated ([`Grad::Adapters`]).
+    pub fn next_token_loss(&self, tokens: &[u32], freeze_base: bool) -> Result<Tensor> {
+        if tokens.len() < 2 {
+            return Err(LmError::Invalid(
+                "a next-token loss needs at least 2 tokens".into(),
+            ));
+        }
+        let x = Tensor::new(&tokens[..tokens.len() - 1], &Device::Cpu)?.unsqueeze(0)?;
+        let y = Tensor::new(&tokens[1..], &Device::Cpu)?;
+        let logits = self
+            .forward(
+                Input::Ids(&x),
+                Forward {
+                    train: true,
+                    freeze_base,
+                    ..Default::default()
+                },
+            )?
+            .squeeze(0)?;
+        Ok(candle_nn::loss::cross_entropy(&logits, &y)?)
+    }
+
     /// Every LoRA parameter currently attached (for an optimizer).
     pub fn lora_vars(&self) -> Vec<Var> {
         let mut out = Vec::new();

@@ -38,30 +38,10 @@ pub struct StepCost {
 /// One next-token cross-entropy step on `tokens` (length ≥ 2), measuring time and the peak memory it adds.
 /// The model is expected to carry LoRA adapters; with `freeze_base` only they (and no base weight) get gradients.
 pub fn train_step_cost(model: &Llama, tokens: &[u32], freeze_base: bool) -> Result<StepCost> {
-    use crate::model::{Forward, Input};
-    if tokens.len() < 2 {
-        return Err(crate::error::LmError::Invalid(
-            "a training step needs at least 2 tokens".into(),
-        ));
-    }
-    let dev = candle_core::Device::Cpu;
-    let x = candle_core::Tensor::new(&tokens[..tokens.len() - 1], &dev)?.unsqueeze(0)?;
-    let y = candle_core::Tensor::new(&tokens[1..], &dev)?;
     let before = tessera_core::mem::rss_bytes();
     let reset = tessera_core::mem::reset_peak_rss();
     let t0 = Instant::now();
-    let logits = model
-        .forward(
-            Input::Ids(&x),
-            Forward {
-                train: true,
-                freeze_base,
-                ..Default::default()
-            },
-        )?
-        .squeeze(0)?;
-    let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-    let grads = loss.backward()?;
+    let grads = model.next_token_loss(tokens, freeze_base)?.backward()?;
     let seconds = t0.elapsed().as_secs_f64();
     let peak = tessera_core::mem::peak_rss_bytes();
     let mut vars: Vec<candle_core::Var> = model.named_vars().into_iter().map(|(_, v)| v).collect();

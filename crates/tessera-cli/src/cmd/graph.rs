@@ -252,16 +252,14 @@ fn mog(a: MogArgs) -> anyhow::Result<()> {
             .filter(|s| s.method != "mog" && s.method != "dense")
             .collect();
         let curve: Vec<_> = res.summary.iter().filter(|s| s.method == "mog").collect();
-        let within: serde_json::Map<String, serde_json::Value> = res
-            .max_sparsity_within_1pt
-            .iter()
-            .map(|(m, s)| (m.clone(), serde_json::json!(s)))
-            .collect();
-        let matched: serde_json::Map<String, serde_json::Value> = res
-            .accuracy_at_matched_sparsity
-            .iter()
-            .map(|(m, a)| (m.clone(), serde_json::json!(a)))
-            .collect();
+        let by_method = |pairs: &[(String, f64)]| -> serde_json::Map<String, serde_json::Value> {
+            pairs
+                .iter()
+                .map(|(m, v)| (m.clone(), serde_json::json!(v)))
+                .collect()
+        };
+        let within = by_method(&res.max_sparsity_within_1pt);
+        let matched = by_method(&res.accuracy_at_matched_sparsity);
         super::print_json(&serde_json::json!({
             "dataset": res.dataset, "model": res.model, "seeds": a.seeds,
             "dense_accuracy": res.dense_accuracy, "dense_accuracy_std": res.dense_accuracy_std,

@@ -418,10 +418,7 @@ pub fn tour(
     let bench_ids = m.tokenizer()?.encode(BENCH_PROMPT)?;
     let s = speed::measure_decode(&m, &bench_ids, 63)?;
     // One LoRA training step each way (B starts at zero, so the adapters do not change the model).
-    for (i, b) in m.blocks.iter_mut().enumerate() {
-        b.q.add_lora(8, 16.0, 2 * i as u64)?;
-        b.v.add_lora(8, 16.0, 2 * i as u64 + 1)?;
-    }
+    m.add_lora_qv(8, 16.0)?;
     let wiki = std::fs::read_to_string(&text)?;
     let toks = m.tokenizer()?.encode(&wiki[..wiki.len().min(4000)])?;
     let toks = &toks[..toks.len().min(129)];
@@ -518,10 +515,7 @@ pub fn bench_lora(ctx: &Ctx, a: BenchLoraArgs) -> anyhow::Result<()> {
             other => anyhow::bail!("unknown worker mode {other:?}"),
         };
         let mut m = load_model(ctx, &a.model)?;
-        for (i, b) in m.blocks.iter_mut().enumerate() {
-            b.q.add_lora(a.rank, 2.0 * a.rank as f64, 2 * i as u64)?;
-            b.v.add_lora(a.rank, 2.0 * a.rank as f64, 2 * i as u64 + 1)?;
-        }
+        m.add_lora_qv(a.rank, 2.0 * a.rank as f64)?;
         let text = std::fs::read_to_string(wikitext_test()?)?;
         let ids = m.tokenizer()?.encode(&text[..text.len().min(20_000)])?;
         if ids.len() < a.tokens + 1 {
