@@ -5,6 +5,10 @@ mod tour;
 
 use clap::{Parser, Subcommand};
 
+/// Live-heap counting for the memory benchmarks (`tessera_core::alloc::HeapScope`).
+#[global_allocator]
+static ALLOC: tessera_core::alloc::CountingAlloc = tessera_core::alloc::CountingAlloc;
+
 /// Lean and trustworthy AI research systems in one tool.
 #[derive(Parser)]
 #[command(name = "tessera", version, about)]

@@ -7,11 +7,13 @@
 //! - [`report`]: Markdown reports with tables and SVG plots.
 //! - [`record`]: run directories holding JSON results plus the report.
 //! - [`mem`]: resident-memory readings (current and resettable peak) for memory benchmarks.
+//! - [`alloc`]: a counting global allocator (live and peak heap bytes) and a scope guard for one step's peak.
 //! - [`journal`]: append-only JSONL checkpoints that let long runs resume.
 //! - [`chat`]: the chat message shared by the runtime, the backends and LLM agents.
 //! - [`assets`]: the model cache (`$TESSERA_HOME`) and dataset resolution.
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod assets;
 pub mod chat;
 pub mod error;
