@@ -43,6 +43,20 @@ pub enum LmError {
     /// Invalid argument from the caller (empty text, bad sampling parameter...).
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A LoRA target (projection name) that does not exist.
+    #[error("unknown LoRA target `{name}` (expected one of q, k, v, o, gate, up, down)")]
+    UnknownTarget {
+        /// The name given.
+        name: String,
+    },
+    /// A mask whose shape differs from its weight's.
+    #[error("mask shape {got:?} does not match weight shape {expected:?}")]
+    MaskShape {
+        /// The weight's shape.
+        expected: Vec<usize>,
+        /// The mask's shape.
+        got: Vec<usize>,
+    },
     /// Tokenizer failure.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

@@ -1,8 +1,9 @@
 //! Text generation with a KV cache: greedy, temperature, top-k / top-p (nucleus) sampling, stop strings, a streaming
 //! callback that can cancel, and batches of prompts (left-padded, with per-row positions and a key padding mask).
 use crate::error::{LmError, Result};
+use crate::hook::{LayerHook, SequenceInfo};
 use crate::model::{Cache, Forward, Input, Llama};
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +99,9 @@ pub struct Generation {
     pub prompt_tokens: usize,
     /// Why it stopped.
     pub finish_reason: FinishReason,
+    /// The layer hook's [`summary`](crate::hook::LayerHook::summary) at the end (when a hook ran and has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<serde_json::Value>,
 }
 
 /// Picks the next token from one row of logits. Returns `(token, log-probability under the raw distribution)`.
@@ -203,6 +207,58 @@ pub fn generate(
     p: &SamplingParams,
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Generation> {
+    generate_with(model, prompt, p, None, on_text)
+}
+
+/// One cached single-sequence step: last-position logits, with the hook told which generated token it feeds.
+fn single_step(
+    model: &Llama,
+    tokens: &[u32],
+    cache: &mut Cache,
+    hook: Option<&mut dyn LayerHook>,
+    generated: Option<usize>,
+) -> Result<Vec<f32>> {
+    let ids = Tensor::new(tokens, model.device())?.unsqueeze(0)?;
+    let logits = model.forward(
+        Input::Ids(&ids),
+        Forward {
+            cache: Some(cache),
+            last_only: true,
+            hook: hook.map(|h| h as &mut dyn LayerHook),
+            generated,
+            ..Default::default()
+        },
+    )?;
+    Ok(logits.flatten_all()?.to_vec1()?)
+}
+
+/// [`generate`] with a [`LayerHook`] called inside every block of every step (the prompt, then one step per
+/// generated token, [`StepInfo::generated`](crate::hook::StepInfo::generated) counting from 0).
+pub fn generate_with(
+    model: &Llama,
+    prompt: &[u32],
+    p: &SamplingParams,
+    mut hook: Option<&mut dyn LayerHook>,
+    on_text: &mut dyn FnMut(&str) -> bool,
+) -> Result<Generation> {
+    let mut g = generate_inner(
+        model,
+        prompt,
+        p,
+        hook.as_deref_mut().map(|h| h as _),
+        on_text,
+    )?;
+    g.hook = hook.and_then(|h| h.summary());
+    Ok(g)
+}
+
+fn generate_inner(
+    model: &Llama,
+    prompt: &[u32],
+    p: &SamplingParams,
+    mut hook: Option<&mut dyn LayerHook>,
+    on_text: &mut dyn FnMut(&str) -> bool,
+) -> Result<Generation> {
     p.validate()?;
     if prompt.is_empty() {
         return Err(LmError::Invalid("empty prompt".into()));
@@ -210,7 +266,19 @@ pub fn generate(
     let tok = model.tokenizer()?;
     let mut rng = tessera_core::rng::seeded(p.seed);
     let mut cache = Cache::new(model.config.num_hidden_layers);
-    let mut row = model.next_logits(prompt, &mut cache)?;
+    if let Some(h) = hook.as_deref_mut() {
+        h.begin_sequence(&SequenceInfo {
+            prompt_lens: vec![prompt.len()],
+            max_new_tokens: p.max_tokens,
+        });
+    }
+    let mut row = single_step(
+        model,
+        prompt,
+        &mut cache,
+        hook.as_deref_mut().map(|h| h as _),
+        None,
+    )?;
     let (mut tokens, mut logprobs, mut top_logprobs) = (Vec::new(), Vec::new(), Vec::new());
     let mut emitted = 0usize;
     let mut finish = FinishReason::Length;
@@ -237,6 +305,7 @@ pub fn generate(
                     top_logprobs,
                     prompt_tokens: prompt.len(),
                     finish_reason: FinishReason::Cancelled,
+                    hook: None,
                 });
             }
             emitted = text.len();
@@ -256,6 +325,7 @@ pub fn generate(
                     top_logprobs,
                     prompt_tokens: prompt.len(),
                     finish_reason: FinishReason::Cancelled,
+                    hook: None,
                 });
             }
             emitted = stable;
@@ -263,7 +333,13 @@ pub fn generate(
         if tokens.len() == p.max_tokens {
             break;
         }
-        row = model.next_logits(&[next], &mut cache)?;
+        row = single_step(
+            model,
+            &[next],
+            &mut cache,
+            hook.as_deref_mut().map(|h| h as _),
+            Some(tokens.len() - 1),
+        )?;
     }
     if text.len() > emitted {
         on_text(&text[emitted..]);
@@ -275,6 +351,7 @@ pub fn generate(
         top_logprobs,
         prompt_tokens: prompt.len(),
         finish_reason: finish,
+        hook: None,
     })
 }
 
@@ -285,6 +362,8 @@ fn batch_step(
     cache: &mut Cache,
     key_mask: &Tensor,
     positions: &Tensor,
+    hook: Option<&mut dyn LayerHook>,
+    generated: Option<usize>,
 ) -> Result<Tensor> {
     model.forward(
         Input::Ids(ids),
@@ -293,6 +372,8 @@ fn batch_step(
             last_only: true,
             key_mask: Some(key_mask),
             positions: Some(positions),
+            hook: hook.map(|h| h as &mut dyn LayerHook),
+            generated,
             ..Default::default()
         },
     )
@@ -303,6 +384,33 @@ pub fn generate_batch(
     model: &Llama,
     prompts: &[Vec<u32>],
     p: &SamplingParams,
+) -> Result<Vec<Generation>> {
+    generate_batch_with(model, prompts, p, None)
+}
+
+/// [`generate_batch`] with a [`LayerHook`] (one hook for the whole batch; a decoding step feeds one token per
+/// row, and the hook may decide per row with [`FfnDecision::PerToken`](crate::hook::FfnDecision::PerToken)).
+/// The hook's summary is stored in every row's generation.
+pub fn generate_batch_with(
+    model: &Llama,
+    prompts: &[Vec<u32>],
+    p: &SamplingParams,
+    mut hook: Option<&mut dyn LayerHook>,
+) -> Result<Vec<Generation>> {
+    let mut gens = generate_batch_inner(model, prompts, p, hook.as_deref_mut().map(|h| h as _))?;
+    if let Some(s) = hook.and_then(|h| h.summary()) {
+        for g in &mut gens {
+            g.hook = Some(s.clone());
+        }
+    }
+    Ok(gens)
+}
+
+fn generate_batch_inner(
+    model: &Llama,
+    prompts: &[Vec<u32>],
+    p: &SamplingParams,
+    mut hook: Option<&mut dyn LayerHook>,
 ) -> Result<Vec<Generation>> {
     p.validate()?;
     if prompts.is_empty() {
@@ -322,12 +430,26 @@ pub fn generate_batch(
         keep.extend(std::iter::repeat_n(0u8, pad).chain(std::iter::repeat_n(1u8, q.len())));
         pos.extend((0..len).map(|i| i.saturating_sub(pad) as u32));
     }
-    let dev = Device::Cpu;
+    let dev = model.device().clone();
+    if let Some(h) = hook.as_deref_mut() {
+        h.begin_sequence(&SequenceInfo {
+            prompt_lens: prompts.iter().map(Vec::len).collect(),
+            max_new_tokens: p.max_tokens,
+        });
+    }
     let mut key_mask = Tensor::from_vec(keep, (b, len), &dev)?;
     let mut cache = Cache::new(model.config.num_hidden_layers);
     let ids_t = Tensor::from_vec(ids, (b, len), &dev)?;
     let pos_t = Tensor::from_vec(pos, (b, len), &dev)?;
-    let mut logits = batch_step(model, &ids_t, &mut cache, &key_mask, &pos_t)?;
+    let mut logits = batch_step(
+        model,
+        &ids_t,
+        &mut cache,
+        &key_mask,
+        &pos_t,
+        hook.as_deref_mut().map(|h| h as _),
+        None,
+    )?;
     let mut rngs: Vec<_> = (0..b)
         .map(|i| tessera_core::rng::derived(p.seed, &format!("row/{i}")))
         .collect();
@@ -341,10 +463,11 @@ pub fn generate_batch(
             top_logprobs: vec![],
             prompt_tokens: q.len(),
             finish_reason: FinishReason::Length,
+            hook: None,
         })
         .collect();
     let mut done = vec![false; b];
-    for _ in 0..p.max_tokens {
+    for step_index in 0..p.max_tokens {
         let rows: Vec<Vec<f32>> = logits.squeeze(1)?.to_vec2()?;
         let mut step = Vec::with_capacity(b);
         for i in 0..b {
@@ -393,7 +516,15 @@ pub fn generate_batch(
             &dev,
         )?;
         key_mask = Tensor::cat(&[&key_mask, &new_keep], 1)?;
-        logits = batch_step(model, &step_t, &mut cache, &key_mask, &pos_t)?;
+        logits = batch_step(
+            model,
+            &step_t,
+            &mut cache,
+            &key_mask,
+            &pos_t,
+            hook.as_deref_mut().map(|h| h as _),
+            Some(step_index),
+        )?;
     }
     Ok(out)
 }

@@ -3,22 +3,30 @@
 //! - [`load`](load::load) a `.gguf` file (every quantized tensor dequantized to f32) or an HF safetensors directory;
 //!   [`save_safetensors_dir`](load::save_safetensors_dir) writes one back bit-exactly.
 //! - [`Llama::forward`](model::Llama::forward): token ids or embeddings in, logits out; KV cache, prefix key/values,
-//!   per-layer FFN gate, differentiable `train` mode.
-//! - [`Linear`](linear::Linear): mask, LoRA and activation-statistics hooks on every projection.
+//!   a [`LayerHook`](hook::LayerHook) inside every block, residual streams after chosen layers, differentiable
+//!   `train` mode; chunked prefill and blocked attention bound inference memory. The same pass layer by layer:
+//!   [`Llama::embed`](model::Llama::embed), [`Llama::block_forward`](model::Llama::block_forward),
+//!   [`Llama::head`](model::Llama::head).
+//! - [`Linear`](linear::Linear): masks (baked, or kept beside a dense copy), LoRA / SparseLoRA and
+//!   activation-statistics hooks on every projection.
+//! - [`perturb`]: in-place seeded perturbation and update of parameters (zeroth-order optimizers).
 //! - [`generate`](generate::generate) / [`generate_batch`](generate::generate_batch) and
 //!   [`perplexity`](perplexity::perplexity).
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
+pub mod bench_train;
 pub mod config;
 pub mod error;
 pub mod export;
 pub mod generate;
 pub mod gguf;
+pub mod hook;
 mod kernels;
 pub mod linear;
 pub mod load;
 pub mod model;
 pub mod perplexity;
+pub mod perturb;
 pub mod speed;
 pub mod testing;
 pub mod tokenizer;
@@ -26,9 +34,17 @@ pub mod tokenizer;
 pub use config::LlamaConfig;
 pub use error::{LmError, Result};
 pub use generate::{
-    generate, generate_batch, top_alternatives, FinishReason, Generation, SamplingParams,
+    generate, generate_batch, generate_batch_with, generate_with, top_alternatives, FinishReason,
+    Generation, SamplingParams,
 };
-pub use linear::{Grad, Linear};
+pub use hook::{
+    FfnDecision, LayerHook, LayerHookFactory, LayerSite, SequenceInfo, SkipAllFfn, StepInfo,
+};
+pub use linear::{Grad, Linear, LinearCtx, LoraForm, Proj, WeightMode};
 pub use load::{load, save_safetensors_dir};
-pub use model::{Cache, FfnGate, Forward, Input, Llama};
+pub use model::{
+    Cache, Forward, ForwardOutput, Input, Llama, LoraSpec, StepContext, ATTENTION_KEY_BLOCK,
+    PREFILL_CHUNK,
+};
+pub use perturb::{ParamSet, Perturbation};
 pub use tokenizer::{ChatMessage, Tokenizer};

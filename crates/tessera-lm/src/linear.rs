@@ -1,13 +1,34 @@
 //! The one linear layer every projection in the model uses, with the research hooks:
 //! a 0/1 weight mask (pruning), a LoRA adapter (Hu et al. 2021, `y = xWᵀ + s·(xAᵀ)Bᵀ`), and an observer that
 //! accumulates input statistics over calibration batches (Wanda's per-feature ‖X_j‖², SparseGPT's Gram `XᵀX`).
+//!
+//! A mask is either baked in ([`Linear::set_mask`]: the masked weights are zeroed and their values dropped) or kept
+//! beside the dense weight ([`Linear::set_mask_keep_dense`]): the weight variable then holds `W ⊙ M` (so the default,
+//! sparse forward costs nothing extra and an optimizer or a perturbation sees exact zeros) and the masked-out part
+//! `W ⊙ (1 − M)` is kept aside for the [`WeightMode::Dense`] forward, the teacher inside the same model.
+//!
+//! The four forms of one projection (SparseLoRA, Khaki et al. 2025, and its plain-LoRA baseline):
+//!
+//! | form | computed | how |
+//! |---|---|---|
+//! | sparse (default) | `x (W ⊙ M)ᵀ` | no adapter, [`WeightMode::Sparse`] |
+//! | dense | `x Wᵀ` (masks and adapters ignored) | [`WeightMode::Dense`] |
+//! | LoRA | `x (W ⊙ M)ᵀ + s (x Aᵀ) Bᵀ` | adapter with [`LoraForm::Lora`] |
+//! | SparseLoRA | `x ((W + s B A) ⊙ M)ᵀ` | adapter with [`LoraForm::SparseLora`] (the default) |
+//!
+//! [`Linear::merge_lora`] folds an adapter into the weight so that the merged layer computes exactly the function
+//! that was trained: `W ← W ⊙ M + s B A` (mask dropped) for LoRA, `W ← (W + s B A) ⊙ M` (mask kept, zero pattern
+//! equal to the mask bit for bit) for SparseLoRA.
 use crate::error::{LmError, Result};
 use crate::kernels;
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, Var};
+use std::fmt;
+use std::str::FromStr;
 use std::sync::Mutex;
 
-/// What a forward pass differentiates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What a forward pass differentiates: the one "LoRA mode" enum (inference, trainable base, frozen base).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Grad {
     /// Inference: fused kernels, no autograd graph.
     #[default]
@@ -29,8 +50,223 @@ impl Grad {
     pub fn base(self) -> bool {
         self == Grad::All
     }
+    /// The mode of a training forward: base frozen ([`Grad::Adapters`]) or trainable ([`Grad::All`]).
+    pub fn training(freeze_base: bool) -> Self {
+        if freeze_base {
+            Grad::Adapters
+        } else {
+            Grad::All
+        }
+    }
 }
 
+impl fmt::Display for Grad {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Grad::Off => "off",
+            Grad::All => "trainable",
+            Grad::Adapters => "frozen",
+        })
+    }
+}
+
+impl FromStr for Grad {
+    type Err = LmError;
+    /// `off`; `trainable` (or `all`, `full`): base trainable; `frozen` (or `adapters`): base frozen.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" | "inference" => Ok(Grad::Off),
+            "trainable" | "all" | "full" => Ok(Grad::All),
+            "frozen" | "adapters" => Ok(Grad::Adapters),
+            other => Err(LmError::Invalid(format!(
+                "unknown gradient mode `{other}` (expected off, trainable or frozen)"
+            ))),
+        }
+    }
+}
+
+/// How an adapter composes with a (possibly masked) weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoraForm {
+    /// Plain LoRA `W ⊙ M + s B A`: the baseline whose update breaks sparsity.
+    Lora,
+    /// SparseLoRA `(W + s B A) ⊙ M`: the update respects the mask (without a mask the two forms are the same).
+    #[default]
+    SparseLora,
+}
+
+impl fmt::Display for LoraForm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LoraForm::Lora => "lora",
+            LoraForm::SparseLora => "sparse-lora",
+        })
+    }
+}
+
+impl FromStr for LoraForm {
+    type Err = LmError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "lora" => Ok(LoraForm::Lora),
+            "sparse-lora" | "sparselora" | "sparse_lora" => Ok(LoraForm::SparseLora),
+            other => Err(LmError::Invalid(format!(
+                "unknown LoRA form `{other}` (expected lora or sparse-lora)"
+            ))),
+        }
+    }
+}
+
+/// Which weights a forward pass uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightMode {
+    /// Masks and adapters as attached (the student).
+    #[default]
+    Sparse,
+    /// Masks and adapters ignored: the dense weights kept beside the masks (the teacher, in the same model).
+    /// A baked mask ([`Linear::set_mask`]) has no dense copy, so its zeros stay.
+    Dense,
+}
+
+impl fmt::Display for WeightMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WeightMode::Sparse => "sparse",
+            WeightMode::Dense => "dense",
+        })
+    }
+}
+
+impl FromStr for WeightMode {
+    type Err = LmError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "sparse" => Ok(WeightMode::Sparse),
+            "dense" => Ok(WeightMode::Dense),
+            other => Err(LmError::Invalid(format!(
+                "unknown weight mode `{other}` (expected sparse or dense)"
+            ))),
+        }
+    }
+}
+
+/// One of the seven projections of a decoder block.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Proj {
+    /// Attention query.
+    Q,
+    /// Attention key.
+    K,
+    /// Attention value.
+    V,
+    /// Attention output.
+    O,
+    /// SwiGLU gate.
+    Gate,
+    /// SwiGLU up.
+    Up,
+    /// SwiGLU down.
+    Down,
+}
+
+impl Proj {
+    /// All seven, in block order.
+    pub const ALL: [Proj; 7] = [
+        Proj::Q,
+        Proj::K,
+        Proj::V,
+        Proj::O,
+        Proj::Gate,
+        Proj::Up,
+        Proj::Down,
+    ];
+    /// The HF name relative to the block (`self_attn.q_proj`, ..., `mlp.down_proj`).
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            Proj::Q => "self_attn.q_proj",
+            Proj::K => "self_attn.k_proj",
+            Proj::V => "self_attn.v_proj",
+            Proj::O => "self_attn.o_proj",
+            Proj::Gate => "mlp.gate_proj",
+            Proj::Up => "mlp.up_proj",
+            Proj::Down => "mlp.down_proj",
+        }
+    }
+    /// Index in [`Proj::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+    /// Parses a comma-separated list (`q,v`, `all`), without duplicates, in block order.
+    pub fn parse_list(s: &str) -> Result<Vec<Proj>> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if part.eq_ignore_ascii_case("all") {
+                out.extend(Proj::ALL);
+            } else {
+                out.push(part.parse()?);
+            }
+        }
+        if out.is_empty() {
+            return Err(LmError::UnknownTarget { name: s.into() });
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+impl fmt::Display for Proj {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proj::Q => "q",
+            Proj::K => "k",
+            Proj::V => "v",
+            Proj::O => "o",
+            Proj::Gate => "gate",
+            Proj::Up => "up",
+            Proj::Down => "down",
+        })
+    }
+}
+
+impl FromStr for Proj {
+    type Err = LmError;
+    /// `q`, `k`, `v`, `o`, `gate`, `up`, `down`, also as `q_proj` ... or the full HF name relative to the block.
+    fn from_str(s: &str) -> Result<Self> {
+        let t = s.trim().to_ascii_lowercase();
+        let t = t
+            .strip_prefix("self_attn.")
+            .or_else(|| t.strip_prefix("mlp."))
+            .unwrap_or(&t);
+        let t = t.strip_suffix("_proj").unwrap_or(t);
+        Ok(match t {
+            "q" => Proj::Q,
+            "k" => Proj::K,
+            "v" => Proj::V,
+            "o" => Proj::O,
+            "gate" => Proj::Gate,
+            "up" => Proj::Up,
+            "down" => Proj::Down,
+            _ => return Err(LmError::UnknownTarget { name: s.into() }),
+        })
+    }
+}
+
+/// Per-call options of [`Linear::forward_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LinearCtx<'a> {
+    /// What to differentiate.
+    pub grad: Grad,
+    /// Which weights to use.
+    pub weights: WeightMode,
+    /// Indices (u32) of the input rows an observer counts (the non-padded tokens); `None` = all rows.
+    pub keep_rows: Option<&'a Tensor>,
+}
 /// `x Wᵀ` for a frozen weight `W` (`out × in`): the backward returns only `∂L/∂x = g W`. Candle's matmul backward
 /// also computes `∂L/∂W` for an operand that needs none, one weight-sized tensor per frozen layer, which doubles
 /// the memory of adapter training (see `shared/notes/candle-notes.md`).
@@ -89,12 +325,14 @@ pub struct Lora {
     pub b: Var,
     /// Scale `alpha / r`.
     pub scale: f64,
+    /// How the adapter composes with the layer's mask.
+    pub form: LoraForm,
 }
 
 /// Input statistics gathered by an observer.
 #[derive(Debug, Clone, Default)]
 pub struct InputStats {
-    /// Rows (tokens) seen.
+    /// Rows (tokens) seen; padded rows of a batch are not counted.
     pub rows: usize,
     /// Per input feature j: Σ over rows of x_j² (Wanda's ‖X_j‖₂²).
     pub sq_norm: Vec<f64>,
@@ -102,14 +340,20 @@ pub struct InputStats {
     pub gram: Option<Vec<f64>>,
 }
 
-/// A bias-free linear layer `y = x Wᵀ` with optional mask, LoRA and observer.
+/// A bias-free linear layer `y = x Wᵀ` with optional mask (baked or kept beside a dense copy), LoRA and observer.
 #[derive(Debug)]
 pub struct Linear {
     weight: Var,
     mask: Option<Tensor>,
+    dense_rest: Option<Tensor>,
     lora: Option<Lora>,
     observer: Option<Mutex<InputStats>>,
     want_gram: bool,
+}
+
+/// `w ⊙ m` with every masked entry `+0.0` (a plain product leaves `-0.0` for negative weights).
+fn apply_mask(w: &Tensor, m: &Tensor) -> Result<Tensor> {
+    Ok(w.mul(m)?.affine(1.0, 0.0)?)
 }
 
 impl Linear {
@@ -118,12 +362,14 @@ impl Linear {
         Linear {
             weight,
             mask: None,
+            dense_rest: None,
             lora: None,
             observer: None,
             want_gram: false,
         }
     }
-    /// The weight variable (shared storage: an optimizer updating it updates the model).
+    /// The weight variable (shared storage: an optimizer updating it updates the model). With a mask it holds
+    /// `W ⊙ M`.
     pub fn weight(&self) -> &Var {
         &self.weight
     }
@@ -136,32 +382,101 @@ impl Linear {
     pub fn mask(&self) -> Option<&Tensor> {
         self.mask.as_ref()
     }
-    /// Sets a 0/1 mask of the weight's shape and zeroes the masked weights in place.
-    pub fn set_mask(&mut self, mask: Tensor) -> Result<()> {
+    /// The masked-out dense values `W ⊙ (1 − M)` kept by [`Linear::set_mask_keep_dense`].
+    pub fn dense_rest(&self) -> Option<&Tensor> {
+        self.dense_rest.as_ref()
+    }
+    /// The dense weight: `W ⊙ M + W ⊙ (1 − M)` when a dense copy is kept, else the weight as stored.
+    pub fn dense_weight(&self) -> Result<Tensor> {
+        let w = self.weight.as_tensor().detach();
+        Ok(match &self.dense_rest {
+            Some(r) => (w + r)?,
+            None => w,
+        })
+    }
+
+    fn check_mask(&self, mask: &Tensor) -> Result<Tensor> {
         if mask.dims() != self.weight.dims() {
-            return Err(LmError::Invalid(format!(
-                "mask shape {:?} != weight shape {:?}",
-                mask.dims(),
-                self.weight.dims()
-            )));
+            return Err(LmError::MaskShape {
+                expected: self.weight.dims().to_vec(),
+                got: mask.dims().to_vec(),
+            });
         }
-        let mask = mask.to_dtype(DType::F32)?;
-        self.weight.set(&self.weight.as_tensor().mul(&mask)?)?;
+        let mask = mask.to_dtype(DType::F32)?.to_device(self.weight.device())?;
+        let off = mask
+            .mul(&(1.0 - &mask)?)?
+            .abs()?
+            .sum_all()?
+            .to_scalar::<f32>()?;
+        if off != 0.0 {
+            return Err(LmError::Invalid("a mask must hold only 0 and 1".into()));
+        }
+        Ok(mask)
+    }
+
+    /// Sets a 0/1 mask of the weight's shape and bakes it in: the masked weights are zeroed in place and their
+    /// values dropped (no dense copy; [`WeightMode::Dense`] then sees the zeros).
+    pub fn set_mask(&mut self, mask: Tensor) -> Result<()> {
+        let mask = self.check_mask(&mask)?;
+        let full = self.dense_weight()?;
+        self.weight.set(&apply_mask(&full, &mask)?)?;
+        self.mask = Some(mask);
+        self.dense_rest = None;
+        Ok(())
+    }
+    /// Sets a 0/1 mask and keeps the dense weight: the weight variable holds `W ⊙ M` and `W ⊙ (1 − M)` is kept
+    /// aside for the [`WeightMode::Dense`] forward (one weight-sized tensor more per masked layer).
+    pub fn set_mask_keep_dense(&mut self, mask: Tensor) -> Result<()> {
+        let mask = self.check_mask(&mask)?;
+        let full = self.dense_weight()?;
+        let sparse = apply_mask(&full, &mask)?;
+        self.dense_rest = Some((&full - &sparse)?);
+        self.weight.set(&sparse)?;
         self.mask = Some(mask);
         Ok(())
     }
-    /// Removes the mask (weights stay as they are).
+    /// Removes the mask; the weights stay as they are (masked entries zero) and a kept dense copy is dropped.
     pub fn clear_mask(&mut self) {
         self.mask = None;
+        self.dense_rest = None;
+    }
+    /// Removes the mask and restores the dense weight kept beside it (a no-op on the values of a baked mask).
+    pub fn restore_dense(&mut self) -> Result<()> {
+        let full = self.dense_weight()?;
+        self.weight.set(&full)?;
+        self.clear_mask();
+        Ok(())
     }
     /// The LoRA adapter, if any.
     pub fn lora(&self) -> Option<&Lora> {
         self.lora.as_ref()
     }
-    /// Attaches a LoRA adapter of rank `r` with `A` drawn from N(0, 1/in) and `B = 0`.
+    /// Attaches a SparseLoRA-form adapter (see [`Linear::add_lora_form`]); without a mask it is plain LoRA.
     pub fn add_lora(&mut self, r: usize, alpha: f64, seed: u64) -> Result<&Lora> {
+        self.add_lora_form(r, alpha, seed, LoraForm::SparseLora)
+    }
+    /// Attaches a LoRA adapter of rank `r` with `A` drawn from N(0, 1/in) and `B = 0` (so it starts as the
+    /// identity), composing with the mask as `form` says.
+    pub fn add_lora_form(
+        &mut self,
+        r: usize,
+        alpha: f64,
+        seed: u64,
+        form: LoraForm,
+    ) -> Result<&Lora> {
         let (out, inp) = self.dims();
-        let dev = Device::Cpu;
+        if r == 0 || r > out.min(inp) {
+            return Err(LmError::Invalid(format!(
+                "LoRA rank {r} out of range [1, {}]",
+                out.min(inp)
+            )));
+        }
+        if !alpha.is_finite() {
+            return Err(LmError::Invalid(format!(
+                "LoRA alpha {alpha} is not finite"
+            )));
+        }
+        let dev = self.weight.device().clone();
         use rand::Rng as _;
         let mut rng = tessera_core::rng::seeded(seed);
         let std = (1.0 / inp as f64).sqrt() as f32;
@@ -178,6 +493,7 @@ impl Linear {
             a,
             b,
             scale: alpha / r as f64,
+            form,
         });
         Ok(self.lora.as_ref().expect("just set"))
     }
@@ -185,18 +501,24 @@ impl Linear {
     pub fn remove_lora(&mut self) -> Option<Lora> {
         self.lora.take()
     }
-    /// Folds the adapter into the weight, `W ← (W + s·BA) ⊙ M`: the mask stays exact (SparseLoRA).
+    /// Folds the adapter into the weight so that the layer computes exactly what was trained:
+    /// [`LoraForm::SparseLora`]: `W ← (W + s·BA) ⊙ M`, mask kept, every masked entry `+0.0`;
+    /// [`LoraForm::Lora`]: `W ← W ⊙ M + s·BA`, mask (and dense copy) dropped, since the update is dense.
     pub fn merge_lora(&mut self) -> Result<()> {
         if let Some(l) = self.lora.take() {
             let delta =
                 l.b.as_tensor()
                     .matmul(l.a.as_tensor())?
                     .affine(l.scale, 0.0)?;
-            let mut w = self.weight.as_tensor().add(&delta)?;
-            if let Some(m) = &self.mask {
-                w = w.mul(m)?;
+            let w = self.weight.as_tensor().detach().add(&delta)?;
+            match (&self.mask, l.form) {
+                (Some(m), LoraForm::SparseLora) => self.weight.set(&apply_mask(&w, m)?)?,
+                (Some(_), LoraForm::Lora) => {
+                    self.weight.set(&w)?;
+                    self.clear_mask();
+                }
+                (None, _) => self.weight.set(&w)?,
             }
-            self.weight.set(&w)?;
         }
         Ok(())
     }
@@ -217,11 +539,16 @@ impl Linear {
             .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn record(&self, x2d: &Tensor) -> Result<()> {
+    fn record(&self, x2d: &Tensor, keep: Option<&Tensor>) -> Result<()> {
         let Some(obs) = &self.observer else {
             return Ok(());
         };
         let x = x2d.detach().to_dtype(DType::F32)?;
+        let x = match keep {
+            Some(idx) if idx.dim(0)? == 0 => return Ok(()),
+            Some(idx) => x.index_select(idx, 0)?,
+            None => x,
+        };
         let sq: Vec<f32> = x.sqr()?.sum(0)?.to_vec1()?;
         let gram: Option<Vec<f32>> = if self.want_gram {
             Some(x.t()?.matmul(&x)?.flatten_all()?.to_vec1()?)
@@ -247,8 +574,48 @@ impl Linear {
         self.forward_grad(x, if train { Grad::All } else { Grad::Off })
     }
 
-    /// `x Wᵀ` (+ LoRA) with the differentiation mode `g`.
+    /// `x Wᵀ` (+ LoRA) with the differentiation mode `g` (sparse weights, every row observed).
     pub fn forward_grad(&self, x: &Tensor, g: Grad) -> Result<Tensor> {
+        self.forward_with(
+            x,
+            &LinearCtx {
+                grad: g,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// `x W'ᵀ` for the base weight `w` (`out × in`): the decode kernel for a few rows in inference, a masked
+    /// product when the weight is trainable under a mask, the frozen-weight product when only the input needs a
+    /// gradient, else a plain matmul.
+    fn base_product(&self, x2: &Tensor, w: &Tensor, g: Grad, trainable: bool) -> Result<Tensor> {
+        let (rows, inp) = x2.dims2()?;
+        let out = w.dim(0)?;
+        Ok(
+            if !g.on() && rows <= SMALL_M && x2.device().is_cpu() && w.dtype() == DType::F32 {
+                let xs = x2
+                    .contiguous()?
+                    .flatten_all()?
+                    .to_dtype(DType::F32)?
+                    .to_vec1::<f32>()?;
+                let w = w.contiguous()?;
+                let ys = with_f32_slice(&w, |ws| kernels::matmul_rows_t(&xs, rows, inp, ws, out))?;
+                Tensor::from_vec(ys, (rows, out), x2.device())?
+            } else if trainable && self.mask.is_some() {
+                let m = self.mask.as_ref().expect("checked");
+                x2.matmul(&w.mul(m)?.t()?)?
+            } else if g.on() && !trainable {
+                // Frozen base weight (adapter training, or under LoRA): input gradient only.
+                frozen_matmul(x2, w)?
+            } else {
+                x2.matmul(&w.t()?)?
+            },
+        )
+    }
+
+    /// The layer with explicit options: differentiation mode, weight mode and the rows an observer counts.
+    pub fn forward_with(&self, x: &Tensor, ctx: &LinearCtx<'_>) -> Result<Tensor> {
+        let g = ctx.grad;
         let dims = x.dims().to_vec();
         let inp = *dims
             .last()
@@ -261,27 +628,38 @@ impl Linear {
         }
         let rows = x.elem_count() / inp;
         let x2 = x.reshape((rows, inp))?;
-        self.record(&x2)?;
+        self.record(&x2, ctx.keep_rows)?;
+        let dense = ctx.weights == WeightMode::Dense;
+        let lora = if dense { None } else { self.lora.as_ref() };
         // Outside training the weight is detached, so no autograd graph keeps activations alive.
-        let trainable = g.base() && self.lora.is_none();
-        let w = &param(&self.weight, trainable);
-        let mut y = if !g.on() && rows <= SMALL_M {
-            let xs = x2.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-            let ys = with_f32_slice(w, |ws| kernels::matmul_rows_t(&xs, rows, inp, ws, out))?;
-            Tensor::from_vec(ys, (rows, out), x.device())?
-        } else if trainable && self.mask.is_some() {
-            let m = self.mask.as_ref().expect("checked");
-            x2.matmul(&w.mul(m)?.t()?)?
-        } else if g.on() && !trainable {
-            // Frozen base weight (adapter training, or under LoRA): input gradient only.
-            frozen_matmul(&x2, w)?
-        } else {
-            x2.matmul(&w.t()?)?
+        let trainable = g.base() && lora.is_none();
+        let w = param(&self.weight, trainable);
+        let mut y = match (&self.dense_rest, dense) {
+            (Some(rest), true) => {
+                let full = (&w + rest)?;
+                if trainable {
+                    x2.matmul(&full.t()?)?
+                } else {
+                    self.base_product(&x2, &full, g, false)?
+                }
+            }
+            _ if dense && trainable => x2.matmul(&w.t()?)?,
+            _ => self.base_product(&x2, &w, g, trainable)?,
         };
-        if let Some(l) = &self.lora {
-            let h = x2.matmul(&param(&l.a, g.on()).t()?)?;
-            let d = h.matmul(&param(&l.b, g.on()).t()?)?;
-            y = (y + d.affine(l.scale, 0.0)?)?;
+        if let Some(l) = lora {
+            let (a, b) = (param(&l.a, g.on()), param(&l.b, g.on()));
+            match (&self.mask, l.form) {
+                (Some(m), LoraForm::SparseLora) => {
+                    // (W + sBA) ⊙ M = W ⊙ M + (sBA) ⊙ M, with W ⊙ M already in the weight.
+                    let delta = b.matmul(&a)?.affine(l.scale, 0.0)?.mul(m)?;
+                    y = (y + x2.matmul(&delta.t()?)?)?;
+                }
+                _ => {
+                    let h = x2.matmul(&a.t()?)?;
+                    let d = h.matmul(&b.t()?)?;
+                    y = (y + d.affine(l.scale, 0.0)?)?;
+                }
+            }
         }
         let mut out_dims = dims;
         *out_dims.last_mut().expect("non-empty") = out;

@@ -2,22 +2,32 @@
 //! self-attention with rotary position embeddings (RoPE, neox/HF "rotate half" layout) → RMSNorm → SwiGLU MLP,
 //! then a final RMSNorm and an output head (tied to the embedding or separate).
 //!
-//! Research hooks: every projection is a [`Linear`] (mask, LoRA, observer); [`FfnGate`] decides per layer and token
-//! whether the MLP runs (FFN-SkipLLM); the forward pass takes token ids or input embeddings, optional per-layer
-//! prefix keys/values, and returns logits for all positions or the last one. With `train` set, only
-//! differentiable ops are used (candle's fused RMSNorm/softmax/rope have no backward).
+//! Research hooks: every projection is a [`Linear`] (mask, LoRA, observer); a [`LayerHook`] sees the residual
+//! stream inside every block and may veto the FFN per step or per token (FFN-SkipLLM); the forward pass takes
+//! token ids or input embeddings, optional per-layer prefix keys/values, and returns logits for all positions or
+//! the last one, plus the residual stream after chosen layers. [`Llama::embed`], [`Llama::step_context`],
+//! [`Llama::block_forward`] and [`Llama::head`] expose the same pass layer by layer (sequential calibration).
+//! With `train` set, only differentiable ops are used (candle's fused RMSNorm/softmax/rope have no backward).
+//!
+//! Memory: in inference a prompt longer than [`Llama::prefill_chunk`] tokens is fed in chunks through the KV
+//! cache, and attention over more than [`Llama::attention_block`] keys runs block by block with an online softmax,
+//! so no tensor grows with the square of the prompt length. RoPE tables are built lazily, only up to the largest
+//! position used.
 use crate::config::LlamaConfig;
 use crate::error::{LmError, Result};
-use crate::linear::{param, Grad, Linear};
+use crate::hook::{FfnDecision, LayerHook, LayerSite, StepInfo};
+use crate::linear::{param, Grad, Linear, LinearCtx, LoraForm, Proj, WeightMode};
 use crate::tokenizer::Tokenizer;
 use candle_core::{DType, Device, Tensor, Var, D};
+use std::ops::Range;
+use std::sync::RwLock;
 
-/// Decides whether layer `layer` runs its MLP for the current step. `hidden` is the residual stream entering the
-/// MLP sub-block, `[batch, tokens, hidden]`.
-pub trait FfnGate: Send + Sync {
-    /// `true` to run the MLP, `false` to skip it (the residual passes through unchanged).
-    fn run_ffn(&self, layer: usize, hidden: &Tensor) -> bool;
-}
+/// Default [`Llama::prefill_chunk`]: prompt tokens per forward chunk in inference.
+pub const PREFILL_CHUNK: usize = 256;
+/// Default [`Llama::attention_block`]: keys per attention block (online softmax beyond one block).
+pub const ATTENTION_KEY_BLOCK: usize = 512;
+/// Additive mask value of a hidden key (finite, so a block with no visible key stays finite).
+const MASKED: f32 = -1e30;
 
 /// One decoder block's weights.
 #[derive(Debug)]
@@ -89,6 +99,19 @@ impl Cache {
     pub fn layer_kv(&self) -> Option<Vec<(Tensor, Tensor)>> {
         self.kv.iter().cloned().collect()
     }
+    /// Keys held by layer `layer` (0 when empty or out of range).
+    pub fn layer_len(&self, layer: usize) -> usize {
+        self.kv
+            .get(layer)
+            .and_then(|s| s.as_ref())
+            .and_then(|(k, _)| k.dim(2).ok())
+            .unwrap_or(0)
+    }
+    /// Marks `tokens` more tokens as cached: call once after running every block of a step with
+    /// [`Llama::block_forward`] ([`Llama::forward`] does it itself).
+    pub fn advance(&mut self, tokens: usize) {
+        self.len += tokens;
+    }
 }
 
 /// What the forward pass consumes.
@@ -107,8 +130,10 @@ pub struct Forward<'a> {
     pub cache: Option<&'a mut Cache>,
     /// Per-layer prefix `(k, v)`, each `[batch, kv_heads, prefix_len, head_dim]` (prefix tuning), always visible.
     pub prefix: Option<&'a [(Tensor, Tensor)]>,
-    /// Per-layer MLP gate (FFN skipping).
-    pub ffn_gate: Option<&'a dyn FfnGate>,
+    /// Layer hook, called inside every block (FFN skipping, activation statistics).
+    pub hook: Option<&'a mut dyn LayerHook>,
+    /// During generation: the index of the generated token this step feeds (passed to the hook).
+    pub generated: Option<usize>,
     /// Return logits for the last position only (`[batch, 1, vocab]`).
     pub last_only: bool,
     /// Return logits only for positions `from..tokens` (`[batch, tokens - from, vocab]`), e.g. the scored part
@@ -124,6 +149,73 @@ pub struct Forward<'a> {
     pub key_mask: Option<&'a Tensor>,
     /// Explicit positions `[batch, tokens]` (u32) for left-padded batches; default `cache.len + 0..tokens`.
     pub positions: Option<&'a Tensor>,
+    /// Which weights to use: masks and adapters as attached (default) or the dense teacher.
+    pub weights: WeightMode,
+    /// Also return the residual stream `[batch, tokens, hidden]` after each of these layers
+    /// ([`Llama::forward_output`]).
+    pub residuals: Option<&'a [usize]>,
+    /// Skip the final norm and head ([`ForwardOutput::logits`] is `None`).
+    pub no_head: bool,
+}
+
+impl Forward<'_> {
+    /// The differentiation mode these options ask for.
+    pub fn grad(&self) -> Grad {
+        match (self.train, self.freeze_base) {
+            (false, _) => Grad::Off,
+            (true, f) => Grad::training(f),
+        }
+    }
+}
+
+impl<'a> Forward<'a> {
+    /// Options for a pass with differentiation mode `g` (everything else default).
+    pub fn with_grad(g: Grad) -> Self {
+        Forward {
+            train: g.on(),
+            freeze_base: g == Grad::Adapters,
+            ..Default::default()
+        }
+    }
+}
+
+/// What [`Llama::forward_output`] returns.
+#[derive(Debug, Clone)]
+pub struct ForwardOutput {
+    /// Logits (`None` with [`Forward::no_head`]).
+    pub logits: Option<Tensor>,
+    /// `(layer, residual after that layer)` for each layer asked for in [`Forward::residuals`], in that order.
+    pub residuals: Vec<(usize, Tensor)>,
+}
+
+/// Everything the blocks of one forward step share: positions, rotary tables at those positions, the key padding
+/// mask and the differentiation mode. Built by [`Llama::step_context`].
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    /// Batch, tokens, cached tokens, positions and generated-token index of the step.
+    pub info: StepInfo,
+    /// Prefix key/value length seen by every query.
+    pub prefix_len: usize,
+    /// Differentiation mode.
+    pub grad: Grad,
+    /// Weight mode.
+    pub weights: WeightMode,
+    cos: Tensor,
+    sin: Tensor,
+    /// Additive padding mask over all keys `[batch, prefix + past + tokens]`.
+    key_add: Option<Tensor>,
+    /// Indices (u32) of the step's non-padded query rows, when some are padded.
+    keep_rows: Option<Tensor>,
+    /// The whole-step mask, when attention runs in one block.
+    full_mask: Option<Tensor>,
+}
+
+/// Rotary tables built up to `len` positions.
+#[derive(Debug)]
+struct RopeTables {
+    len: usize,
+    cos: Option<Tensor>,
+    sin: Option<Tensor>,
 }
 
 /// A LLaMA-family decoder held in `Var`s (an optimizer updates it in place; no second copy).
@@ -140,8 +232,14 @@ pub struct Llama {
     pub lm_head: Linear,
     /// Tokenizer, when loaded from a file that has one.
     pub tokenizer: Option<Tokenizer>,
-    cos: Tensor,
-    sin: Tensor,
+    /// Inference forwards over more tokens than this run in chunks of this many through the KV cache
+    /// (0 = never chunk). Default [`PREFILL_CHUNK`].
+    pub prefill_chunk: usize,
+    /// Inference attention over more keys than this runs in key blocks of this size with an online softmax
+    /// (0 = never). Default [`ATTENTION_KEY_BLOCK`].
+    pub attention_block: usize,
+    device: Device,
+    rope: RwLock<RopeTables>,
 }
 
 fn rms_norm(x: &Tensor, w: &Var, eps: f64, g: Grad) -> Result<Tensor> {
@@ -175,8 +273,80 @@ fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, train: bool) -> Result<Tensor> {
     Ok((x.broadcast_mul(&cos)? + rot.broadcast_mul(&sin)?)?)
 }
 
+/// Which layer range a [`LoraSpec`] covers.
+fn layer_range(r: &Option<Range<usize>>, n: usize) -> Result<Range<usize>> {
+    let r = r.clone().unwrap_or(0..n);
+    if r.start >= r.end || r.end > n {
+        return Err(LmError::Invalid(format!(
+            "layer range {}..{} is empty or beyond the model's {n} layers",
+            r.start, r.end
+        )));
+    }
+    Ok(r)
+}
+
+/// Where and how [`Llama::add_lora`] attaches adapters.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LoraSpec {
+    /// Projections that get an adapter.
+    pub targets: Vec<Proj>,
+    /// Layers (default: all).
+    pub layers: Option<Range<usize>>,
+    /// Rank.
+    pub rank: usize,
+    /// Scale numerator (`scale = alpha / rank`).
+    pub alpha: f64,
+    /// Composition with masks.
+    pub form: LoraForm,
+    /// Initialisation seed (each adapter draws from its own derived stream).
+    pub seed: u64,
+}
+
+impl LoraSpec {
+    /// Rank `rank`, alpha `2·rank`, SparseLoRA form, seed 0, on the named targets (`"q,v"`, `"all"`; unknown
+    /// names are [`LmError::UnknownTarget`]).
+    pub fn new(targets: &str, rank: usize) -> Result<Self> {
+        Ok(LoraSpec {
+            targets: Proj::parse_list(targets)?,
+            layers: None,
+            rank,
+            alpha: 2.0 * rank as f64,
+            form: LoraForm::SparseLora,
+            seed: 0,
+        })
+    }
+}
+
+impl Block {
+    /// The projection `p`.
+    pub fn linear(&self, p: Proj) -> &Linear {
+        match p {
+            Proj::Q => &self.q,
+            Proj::K => &self.k,
+            Proj::V => &self.v,
+            Proj::O => &self.o,
+            Proj::Gate => &self.gate,
+            Proj::Up => &self.up,
+            Proj::Down => &self.down,
+        }
+    }
+    /// Mutable access to the projection `p`.
+    pub fn linear_mut(&mut self, p: Proj) -> &mut Linear {
+        match p {
+            Proj::Q => &mut self.q,
+            Proj::K => &mut self.k,
+            Proj::V => &mut self.v,
+            Proj::O => &mut self.o,
+            Proj::Gate => &mut self.gate,
+            Proj::Up => &mut self.up,
+            Proj::Down => &mut self.down,
+        }
+    }
+}
+
 impl Llama {
-    /// Assembles a model from its parts, checking every shape against the config.
+    /// Assembles a model from its parts, checking every shape against the config. The model lives on the
+    /// embedding's device.
     pub fn from_parts(
         config: LlamaConfig,
         embed: Var,
@@ -211,6 +381,10 @@ impl Llama {
                 c.num_hidden_layers
             )));
         }
+        if hd % 2 != 0 {
+            return Err(LmError::Invalid(format!("head dimension {hd} is odd")));
+        }
+        let device = embed.device().clone();
         for (i, b) in blocks.iter().enumerate() {
             let (h, f, kv) = (
                 c.hidden_size,
@@ -228,6 +402,11 @@ impl Llama {
             ];
             for ((name, l), (_, shape)) in b.linears().iter().zip(want.iter()) {
                 check(format!("model.layers.{i}.{name}"), l.weight(), shape)?;
+                if !l.weight().device().same_device(&device) {
+                    return Err(LmError::Invalid(format!(
+                        "model.layers.{i}.{name} is on another device than the embedding"
+                    )));
+                }
             }
             check(
                 format!("model.layers.{i}.input_layernorm"),
@@ -247,7 +426,6 @@ impl Llama {
             }
             None => Linear::new(embed.clone()),
         };
-        let (cos, sin) = rope_tables(c)?;
         Ok(Llama {
             config,
             embed,
@@ -255,9 +433,20 @@ impl Llama {
             norm,
             lm_head,
             tokenizer,
-            cos,
-            sin,
+            prefill_chunk: PREFILL_CHUNK,
+            attention_block: ATTENTION_KEY_BLOCK,
+            device,
+            rope: RwLock::new(RopeTables {
+                len: 0,
+                cos: None,
+                sin: None,
+            }),
         })
+    }
+
+    /// The device every tensor of the model lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// The tokenizer, or an error when the model was loaded without one.
@@ -289,6 +478,16 @@ impl Llama {
         n
     }
 
+    /// Most positions a forward may reach (4 × the configured context, as HF rope scaling allows).
+    pub fn max_positions(&self) -> usize {
+        self.config.max_position_embeddings.max(1).saturating_mul(4)
+    }
+
+    /// Positions the lazily built RoPE tables cover now.
+    pub fn rope_len(&self) -> usize {
+        self.rope.read().map(|r| r.len).unwrap_or(0)
+    }
+
     /// Every trainable tensor with its HF name (the tied head is listed once, as the embedding).
     pub fn named_vars(&self) -> Vec<(String, Var)> {
         let mut v = vec![("model.embed_tokens.weight".to_string(), self.embed.clone())];
@@ -315,6 +514,20 @@ impl Llama {
         v
     }
 
+    /// Every LoRA parameter with a name: `model.layers.{i}.{proj}.lora_a` / `.lora_b`.
+    pub fn named_lora_vars(&self) -> Vec<(String, Var)> {
+        let mut out = Vec::new();
+        for (i, b) in self.blocks.iter().enumerate() {
+            for (name, l) in b.linears() {
+                if let Some(lo) = l.lora() {
+                    out.push((format!("model.layers.{i}.{name}.lora_a"), lo.a.clone()));
+                    out.push((format!("model.layers.{i}.{name}.lora_b"), lo.b.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// Attaches a rank-`r` LoRA adapter (scale `alpha / r`) to every query and value projection, the placement of
     /// Hu et al. 2021; layer `i` draws its initialisation from seeds `2i` (q) and `2i + 1` (v).
     pub fn add_lora_qv(&mut self, r: usize, alpha: f64) -> Result<()> {
@@ -325,51 +538,94 @@ impl Llama {
         Ok(())
     }
 
+    /// Attaches adapters to the projections and layers `spec` names; the adapter of layer `i`, projection `p`
+    /// is initialised from the stream `layer/{i}/{p}` of `spec.seed`. Returns how many were attached. Nothing is
+    /// attached when the spec is invalid.
+    pub fn add_lora(&mut self, spec: &LoraSpec) -> Result<usize> {
+        let layers = layer_range(&spec.layers, self.blocks.len())?;
+        if spec.targets.is_empty() {
+            return Err(LmError::UnknownTarget {
+                name: String::new(),
+            });
+        }
+        for b in &self.blocks[layers.clone()] {
+            for &p in &spec.targets {
+                let (o, i) = b.linear(p).dims();
+                if spec.rank == 0 || spec.rank > o.min(i) {
+                    return Err(LmError::Invalid(format!(
+                        "LoRA rank {} out of range [1, {}] for {p}",
+                        spec.rank,
+                        o.min(i)
+                    )));
+                }
+            }
+        }
+        let mut n = 0;
+        for i in layers {
+            for &p in &spec.targets {
+                let seed = tessera_core::rng::derive_seed(spec.seed, &format!("layer/{i}/{p}"));
+                self.blocks[i]
+                    .linear_mut(p)
+                    .add_lora_form(spec.rank, spec.alpha, seed, spec.form)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Folds every adapter into its weight ([`Linear::merge_lora`]): the merged model computes what was trained.
+    pub fn merge_lora(&mut self) -> Result<()> {
+        for b in &mut self.blocks {
+            for (_, l) in b.linears_mut() {
+                l.merge_lora()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Mean next-token cross-entropy of one sequence (`tokens[1..]` predicted from `tokens[..n-1]`) in training
     /// mode; with `freeze_base` only adapters and inputs are differentiated ([`Grad::Adapters`]).
     pub fn next_token_loss(&self, tokens: &[u32], freeze_base: bool) -> Result<Tensor> {
+        self.next_token_loss_with(tokens, Grad::training(freeze_base))
+    }
+
+    /// Mean next-token cross-entropy of one sequence with differentiation mode `g` ([`Grad::Off`]: no graph).
+    pub fn next_token_loss_with(&self, tokens: &[u32], g: Grad) -> Result<Tensor> {
         if tokens.len() < 2 {
             return Err(LmError::Invalid(
                 "a next-token loss needs at least 2 tokens".into(),
             ));
         }
-        let x = Tensor::new(&tokens[..tokens.len() - 1], &Device::Cpu)?.unsqueeze(0)?;
-        let y = Tensor::new(&tokens[1..], &Device::Cpu)?;
+        let x = Tensor::new(&tokens[..tokens.len() - 1], &self.device)?.unsqueeze(0)?;
+        let y = Tensor::new(&tokens[1..], &self.device)?;
         let logits = self
-            .forward(
-                Input::Ids(&x),
-                Forward {
-                    train: true,
-                    freeze_base,
-                    ..Default::default()
-                },
-            )?
+            .forward(Input::Ids(&x), Forward::with_grad(g))?
             .squeeze(0)?;
         Ok(candle_nn::loss::cross_entropy(&logits, &y)?)
     }
 
     /// Every LoRA parameter currently attached (for an optimizer).
     pub fn lora_vars(&self) -> Vec<Var> {
-        let mut out = Vec::new();
-        for b in &self.blocks {
-            for (_, l) in b.linears() {
-                if let Some(lo) = l.lora() {
-                    out.push(lo.a.clone());
-                    out.push(lo.b.clone());
-                }
-            }
-        }
-        out
+        self.named_lora_vars().into_iter().map(|(_, v)| v).collect()
     }
 
-    /// Embeds token ids `[batch, tokens]` into `[batch, tokens, hidden]`.
+    /// Embeds token ids `[batch, tokens]` into `[batch, tokens, hidden]` (inference; same as [`Llama::embed`]).
     pub fn embed_ids(&self, ids: &Tensor) -> Result<Tensor> {
-        self.embed(ids, false)
+        self.embed_tokens(ids, false)
     }
 
-    fn embed(&self, ids: &Tensor, train: bool) -> Result<Tensor> {
+    /// Embeds token ids `[batch, tokens]` into the residual stream `[batch, tokens, hidden]`.
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        self.embed_tokens(ids, false)
+    }
+
+    /// Embeds token ids, tracked by autograd when `train`.
+    pub fn embed_tokens(&self, ids: &Tensor, train: bool) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let flat = ids.flatten_all()?;
+        if t == 0 {
+            return Err(LmError::Invalid("no tokens to embed".into()));
+        }
+        let flat = ids.flatten_all()?.to_dtype(DType::U32)?;
         let max = flat.max(0)?.to_scalar::<u32>()? as usize;
         if max >= self.config.vocab_size {
             return Err(LmError::Invalid(format!(
@@ -384,10 +640,21 @@ impl Llama {
         ))?)
     }
 
+    /// The final RMSNorm and output head over a residual stream `[batch, tokens, hidden]` (inference).
+    pub fn head(&self, x: &Tensor) -> Result<Tensor> {
+        self.head_grad(x, Grad::Off)
+    }
+
+    /// The final RMSNorm and output head with differentiation mode `g`.
+    pub fn head_grad(&self, x: &Tensor, g: Grad) -> Result<Tensor> {
+        let x = rms_norm(x, &self.norm, self.config.rms_norm_eps, g)?;
+        self.lm_head.forward_grad(&x, g)
+    }
+
     /// Feeds `tokens` (one sequence) through the model, extending `cache`, and returns the logits of the last
     /// position: the step function of incremental decoding.
     pub fn next_logits(&self, tokens: &[u32], cache: &mut Cache) -> Result<Vec<f32>> {
-        let ids = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+        let ids = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
         let logits = self.forward(
             Input::Ids(&ids),
             Forward {
@@ -400,19 +667,27 @@ impl Llama {
     }
 
     /// Runs the model. Returns logits `[batch, tokens, vocab]` (or `[batch, 1, vocab]` with `last_only`).
-    pub fn forward(&self, input: Input<'_>, mut opts: Forward<'_>) -> Result<Tensor> {
+    pub fn forward(&self, input: Input<'_>, opts: Forward<'_>) -> Result<Tensor> {
+        if opts.no_head {
+            return Err(LmError::Invalid(
+                "forward returns logits: use forward_output with no_head".into(),
+            ));
+        }
+        self.forward_output(input, opts)?
+            .logits
+            .ok_or_else(|| LmError::Invalid("no logits".into()))
+    }
+
+    /// Runs the model and returns the logits and the residual streams asked for in [`Forward::residuals`].
+    pub fn forward_output(&self, input: Input<'_>, mut opts: Forward<'_>) -> Result<ForwardOutput> {
         let c = &self.config;
-        let g = match (opts.train, opts.freeze_base) {
-            (false, _) => Grad::Off,
-            (true, false) => Grad::All,
-            (true, true) => Grad::Adapters,
-        };
-        let mut x = match input {
-            Input::Ids(ids) => self.embed(ids, g.base())?,
+        let g = opts.grad();
+        let x = match input {
+            Input::Ids(ids) => self.embed_tokens(ids, g.base())?,
             Input::Embeds(e) => {
-                if e.dim(D::Minus1)? != c.hidden_size || e.rank() != 3 {
+                if e.rank() != 3 || e.dim(D::Minus1)? != c.hidden_size || e.dim(1)? == 0 {
                     return Err(LmError::Invalid(format!(
-                        "input embeddings must be [batch, tokens, {}], got {:?}",
+                        "input embeddings must be [batch, tokens > 0, {}], got {:?}",
                         c.hidden_size,
                         e.dims()
                     )));
@@ -420,7 +695,151 @@ impl Llama {
                 e.clone()
             }
         };
+        if let Some(ls) = opts.residuals {
+            if let Some(&l) = ls.iter().find(|&&l| l >= self.blocks.len()) {
+                return Err(LmError::Invalid(format!(
+                    "residual after layer {l} asked for, the model has {} layers",
+                    self.blocks.len()
+                )));
+            }
+        }
+        let t = x.dim(1)?;
+        if let Some(from) = opts.logits_from {
+            if from >= t && !opts.last_only {
+                return Err(LmError::Invalid(format!(
+                    "logits_from {from} >= {t} tokens"
+                )));
+            }
+        }
+        let head_from = if opts.no_head {
+            None
+        } else if opts.last_only {
+            Some(t - 1)
+        } else {
+            Some(opts.logits_from.unwrap_or(0))
+        };
+        let chunk = self.prefill_chunk;
+        if g.on() || chunk == 0 || t <= chunk {
+            return self.run_step(&x, &mut opts, head_from);
+        }
+        // Chunked prefill: feed `chunk` tokens at a time through a KV cache (the caller's, or a local one).
+        let mut local = Cache::new(self.blocks.len());
+        let mut outer_cache = opts.cache.take();
+        let past0 = outer_cache.as_ref().map(|c| c.len).unwrap_or(0);
+        let (positions, key_mask) = (opts.positions, opts.key_mask);
+        let mut logits = Vec::new();
+        let mut residuals: Vec<Vec<Tensor>> =
+            vec![Vec::new(); opts.residuals.map_or(0, |r| r.len())];
+        let mut s = 0;
+        while s < t {
+            let n = chunk.min(t - s);
+            let pos = positions.map(|p| p.narrow(1, s, n)).transpose()?;
+            let km = key_mask
+                .map(|k| {
+                    if k.dims2()? != (x.dim(0)?, past0 + t) {
+                        return Err(LmError::Invalid(format!(
+                            "key mask {:?} does not match batch {} × {} keys",
+                            k.dims(),
+                            x.dim(0)?,
+                            past0 + t
+                        )));
+                    }
+                    Ok(k.narrow(1, 0, past0 + s + n)?)
+                })
+                .transpose()?;
+            let cache: &mut Cache = match outer_cache.as_deref_mut() {
+                Some(c) => c,
+                None => &mut local,
+            };
+            let mut sub = Forward {
+                cache: Some(cache),
+                prefix: opts.prefix,
+                hook: opts.hook.as_deref_mut().map(|h| h as &mut dyn LayerHook),
+                generated: opts.generated,
+                key_mask: km.as_ref(),
+                positions: pos.as_ref(),
+                weights: opts.weights,
+                residuals: opts.residuals,
+                ..Default::default()
+            };
+            let hf = head_from.and_then(|f| (f < s + n).then(|| f.saturating_sub(s)));
+            let out = self.run_step(&x.narrow(1, s, n)?, &mut sub, hf)?;
+            if let Some(l) = out.logits {
+                logits.push(l);
+            }
+            for (slot, (_, r)) in residuals.iter_mut().zip(out.residuals) {
+                slot.push(r);
+            }
+            s += n;
+        }
+        let logits = match logits.len() {
+            0 => None,
+            1 => logits.pop(),
+            _ => Some(Tensor::cat(&logits, 1)?),
+        };
+        let residuals = opts
+            .residuals
+            .unwrap_or(&[])
+            .iter()
+            .zip(residuals)
+            .map(|(&l, parts)| Ok((l, Tensor::cat(&parts, 1)?)))
+            .collect::<Result<_>>()?;
+        Ok(ForwardOutput { logits, residuals })
+    }
+
+    /// One forward step over all blocks (no chunking); logits for rows `head_from..` when asked.
+    fn run_step(
+        &self,
+        x: &Tensor,
+        opts: &mut Forward<'_>,
+        head_from: Option<usize>,
+    ) -> Result<ForwardOutput> {
         let (b, t, _) = x.dims3()?;
+        let ctx = self.step_context(b, t, opts)?;
+        if let Some(h) = opts.hook.as_deref_mut() {
+            h.begin_step(&ctx.info);
+        }
+        let mut x = x.clone();
+        let mut residuals = Vec::new();
+        for li in 0..self.blocks.len() {
+            let prefix = opts.prefix.map(|p| &p[li]);
+            let hook = opts.hook.as_deref_mut().map(|h| h as &mut dyn LayerHook);
+            x = self.block_forward(li, &x, &ctx, opts.cache.as_deref_mut(), prefix, hook)?;
+            if let Some(ls) = opts.residuals {
+                for &l in ls.iter().filter(|&&l| l == li) {
+                    residuals.push((l, x.clone()));
+                }
+            }
+        }
+        if let Some(cache) = opts.cache.as_deref_mut() {
+            cache.advance(t);
+        }
+        if let Some(h) = opts.hook.as_deref_mut() {
+            h.end_step(&ctx.info);
+        }
+        if let Some(ls) = opts.residuals {
+            residuals.sort_by_key(|(l, _)| ls.iter().position(|x| x == l));
+        }
+        let logits = match head_from {
+            Some(f) if f < t => Some(self.head_grad(&x.narrow(1, f, t - f)?, ctx.grad)?),
+            _ => None,
+        };
+        Ok(ForwardOutput { logits, residuals })
+    }
+
+    /// Builds the shared context of one forward step of `batch × tokens` new tokens: reads the cache length, the
+    /// prefix, positions, key mask, differentiation and weight modes and the generated-token index from `opts`.
+    pub fn step_context(
+        &self,
+        batch: usize,
+        tokens: usize,
+        opts: &Forward<'_>,
+    ) -> Result<StepContext> {
+        let c = &self.config;
+        let (b, t) = (batch, tokens);
+        if b == 0 || t == 0 {
+            return Err(LmError::Invalid("a forward step needs tokens".into()));
+        }
         let past = opts.cache.as_ref().map(|c| c.len).unwrap_or(0);
         let plen = match opts.prefix {
             Some(p) => {
@@ -435,59 +854,17 @@ impl Llama {
             }
             None => 0,
         };
-        if past + t > c.max_position_embeddings.max(1) * 4 {
+        let limit = self.max_positions();
+        if past.saturating_add(t) > limit {
             return Err(LmError::Invalid(format!(
-                "sequence of {} tokens is too long",
-                past + t
+                "sequence of {} tokens is too long (at most {limit})",
+                past.saturating_add(t)
             )));
         }
-        let (cos, sin) = self.rope_for(b, t, past, opts.positions)?;
-        let rep = c.num_attention_heads / c.num_key_value_heads;
-        let mask = match self.attention_mask(b, t, past, plen, opts.key_mask)? {
-            Some(m) if rep > 1 => Some(m.repeat((1, 1, rep, 1))?),
-            other => other,
-        };
-        for (li, blk) in self.blocks.iter().enumerate() {
-            let h = rms_norm(&x, &blk.attn_norm, c.rms_norm_eps, g)?;
-            let kv_cache = opts.cache.as_deref_mut().map(|c| &mut c.kv[li]);
-            let prefix = opts.prefix.map(|p| &p[li]);
-            let a = self.attention(blk, &h, &cos, &sin, mask.as_ref(), kv_cache, prefix, g)?;
-            x = (x + a)?;
-            let run = opts.ffn_gate.is_none_or(|g| g.run_ffn(li, &x));
-            if run {
-                let h = rms_norm(&x, &blk.ffn_norm, c.rms_norm_eps, g)?;
-                let gate = blk.gate.forward_grad(&h, g)?;
-                let up = blk.up.forward_grad(&h, g)?;
-                let act = (candle_nn::ops::silu(&gate)? * up)?;
-                x = (x + blk.down.forward_grad(&act, g)?)?;
-            }
-        }
-        if let Some(cache) = opts.cache.as_deref_mut() {
-            cache.len += t;
-        }
-        if opts.last_only {
-            x = x.narrow(1, t - 1, 1)?;
-        } else if let Some(from) = opts.logits_from {
-            if from >= t {
-                return Err(LmError::Invalid(format!(
-                    "logits_from {from} >= {t} tokens"
-                )));
-            }
-            x = x.narrow(1, from, t - from)?;
-        }
-        let x = rms_norm(&x, &self.norm, c.rms_norm_eps, g)?;
-        self.lm_head.forward_grad(&x, g)
-    }
-
-    fn rope_for(
-        &self,
-        b: usize,
-        t: usize,
-        past: usize,
-        positions: Option<&Tensor>,
-    ) -> Result<(Tensor, Tensor)> {
-        match positions {
-            None => Ok((self.cos.narrow(0, past, t)?, self.sin.narrow(0, past, t)?)),
+        let positions: Vec<u32> = match opts.positions {
+            None => (0..b)
+                .flat_map(|_| (past..past + t).map(|p| p as u32))
+                .collect(),
             Some(p) => {
                 if p.dims() != [b, t] {
                     return Err(LmError::Invalid(format!(
@@ -495,39 +872,29 @@ impl Llama {
                         p.dims()
                     )));
                 }
-                let half = self.config.head_dim() / 2;
-                let flat = p.flatten_all()?;
-                let cos = self.cos.index_select(&flat, 0)?.reshape((b, t, half))?;
-                let sin = self.sin.index_select(&flat, 0)?.reshape((b, t, half))?;
-                Ok((cos, sin))
+                p.flatten_all()?.to_dtype(DType::U32)?.to_vec1()?
             }
-        }
-    }
-
-    /// Additive mask `[batch or 1, 1, t, prefix + past + t]`: causal over the sequence, prefix always visible,
-    /// padded keys hidden. `None` when nothing needs masking (a single query with no padding).
-    fn attention_mask(
-        &self,
-        b: usize,
-        t: usize,
-        past: usize,
-        plen: usize,
-        key_mask: Option<&Tensor>,
-    ) -> Result<Option<Tensor>> {
-        let s = plen + past + t;
-        let causal = if t > 1 {
-            let mut m = vec![0f32; t * s];
-            for i in 0..t {
-                for j in (plen + past + i + 1)..s {
-                    m[i * s + j] = f32::NEG_INFINITY;
-                }
-            }
-            Some(Tensor::from_vec(m, (1, 1, t, s), &Device::Cpu)?)
-        } else {
-            None
         };
-        let pad = match key_mask {
-            None => None,
+        let max_pos = positions.iter().copied().max().unwrap_or(0) as usize;
+        if max_pos >= limit {
+            return Err(LmError::Invalid(format!(
+                "position {max_pos} is beyond the model's {limit} positions"
+            )));
+        }
+        let (cos_t, sin_t) = self.rope_tables(max_pos + 1)?;
+        let (cos, sin) = match opts.positions {
+            None => (cos_t.narrow(0, past, t)?, sin_t.narrow(0, past, t)?),
+            Some(_) => {
+                let half = c.head_dim() / 2;
+                let idx = Tensor::from_slice(&positions, b * t, &self.device)?;
+                (
+                    cos_t.index_select(&idx, 0)?.reshape((b, t, half))?,
+                    sin_t.index_select(&idx, 0)?.reshape((b, t, half))?,
+                )
+            }
+        };
+        let (key_add, keep_rows) = match opts.key_mask {
+            None => (None, None),
             Some(km) => {
                 let (kb, ks) = km.dims2()?;
                 if kb != b || ks != past + t {
@@ -537,18 +904,247 @@ impl Llama {
                         past + t
                     )));
                 }
-                let km = km.to_dtype(DType::F32)?;
-                // 1 → 0, 0 → -inf (use a large negative number so fully masked rows stay finite).
+                let km = km.to_dtype(DType::F32)?.to_device(&self.device)?;
+                // 1 → 0, 0 → -1e9 (finite, so fully masked rows stay finite).
                 let add = km.affine(1e9, -1e9)?;
                 let add = if plen > 0 {
                     Tensor::cat(
-                        &[&Tensor::zeros((b, plen), DType::F32, &Device::Cpu)?, &add],
+                        &[&Tensor::zeros((b, plen), DType::F32, &self.device)?, &add],
                         1,
                     )?
                 } else {
                     add
                 };
-                Some(add.reshape((b, 1, 1, s))?)
+                let keep: Vec<f32> = km.narrow(1, past, t)?.flatten_all()?.to_vec1()?;
+                let idx: Vec<u32> = keep
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &k)| k != 0.0)
+                    .map(|(i, _)| i as u32)
+                    .collect();
+                let rows = if idx.len() == b * t {
+                    None
+                } else {
+                    let n = idx.len();
+                    Some(Tensor::from_vec(idx, n, &self.device)?)
+                };
+                (Some(add), rows)
+            }
+        };
+        let mut ctx = StepContext {
+            info: StepInfo {
+                batch: b,
+                tokens: t,
+                past,
+                positions,
+                generated: opts.generated,
+            },
+            prefix_len: plen,
+            grad: opts.grad(),
+            weights: opts.weights,
+            cos,
+            sin,
+            key_add,
+            keep_rows,
+            full_mask: None,
+        };
+        let s = plen + past + t;
+        if ctx.grad.on() || self.attention_block == 0 || s <= self.attention_block {
+            let rep = c.num_attention_heads / c.num_key_value_heads;
+            ctx.full_mask = self.mask_block(&ctx, rep, 0, s)?;
+        }
+        Ok(ctx)
+    }
+
+    /// Runs block `layer` on the residual stream `x` `[batch, tokens, hidden]` of the step `ctx`: attention (reading
+    /// and writing `cache`'s slot for this layer, after the `prefix`), then the FFN unless the hook vetoes it.
+    /// The cache's length is not advanced: call [`Cache::advance`] once the step's last block has run.
+    pub fn block_forward(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        ctx: &StepContext,
+        cache: Option<&mut Cache>,
+        prefix: Option<&(Tensor, Tensor)>,
+        mut hook: Option<&mut dyn LayerHook>,
+    ) -> Result<Tensor> {
+        let c = &self.config;
+        let blk = self.blocks.get(layer).ok_or_else(|| {
+            LmError::Invalid(format!(
+                "layer {layer} out of range (the model has {})",
+                self.blocks.len()
+            ))
+        })?;
+        let (b, t) = (ctx.info.batch, ctx.info.tokens);
+        if x.dims() != [b, t, c.hidden_size] {
+            return Err(LmError::Invalid(format!(
+                "block input {:?} must be [{b}, {t}, {}]",
+                x.dims(),
+                c.hidden_size
+            )));
+        }
+        let g = ctx.grad;
+        let lc = LinearCtx {
+            grad: g,
+            weights: ctx.weights,
+            keep_rows: ctx.keep_rows.as_ref(),
+        };
+        if let Some(h) = hook.as_deref_mut() {
+            h.before_attention(&LayerSite {
+                layer,
+                step: &ctx.info,
+                residual: x,
+            })?;
+        }
+        let hn = rms_norm(x, &blk.attn_norm, c.rms_norm_eps, g)?;
+        let slot = match cache {
+            Some(cache) => {
+                if cache.kv.len() != self.blocks.len() {
+                    return Err(LmError::Invalid(format!(
+                        "cache has {} layers, model has {}",
+                        cache.kv.len(),
+                        self.blocks.len()
+                    )));
+                }
+                Some(&mut cache.kv[layer])
+            }
+            None => None,
+        };
+        let a = self.attention(blk, &hn, ctx, slot, prefix, &lc)?;
+        let x = (x + a)?;
+        let decision = match hook.as_deref_mut() {
+            Some(h) => h.after_attention(&LayerSite {
+                layer,
+                step: &ctx.info,
+                residual: &x,
+            })?,
+            None => FfnDecision::Run,
+        };
+        let keep: Option<Vec<f32>> = match &decision {
+            FfnDecision::Run => Some(vec![]),
+            FfnDecision::Skip => None,
+            FfnDecision::PerToken(v) => {
+                if v.len() != b * t {
+                    return Err(LmError::Invalid(format!(
+                        "per-token FFN decision has {} entries for {} tokens",
+                        v.len(),
+                        b * t
+                    )));
+                }
+                if v.iter().all(|&k| k) {
+                    Some(vec![])
+                } else if v.iter().all(|&k| !k) {
+                    None
+                } else {
+                    Some(v.iter().map(|&k| f32::from(u8::from(k))).collect())
+                }
+            }
+        };
+        let x = match keep {
+            None => x,
+            Some(rows) => {
+                let h = rms_norm(&x, &blk.ffn_norm, c.rms_norm_eps, g)?;
+                let gate = blk.gate.forward_with(&h, &lc)?;
+                let up = blk.up.forward_with(&h, &lc)?;
+                let act = (candle_nn::ops::silu(&gate)? * up)?;
+                let d = blk.down.forward_with(&act, &lc)?;
+                if rows.is_empty() {
+                    (x + d)?
+                } else {
+                    let m = Tensor::from_vec(rows, (b, t, 1), &self.device)?.to_dtype(d.dtype())?;
+                    (x + d.broadcast_mul(&m)?)?
+                }
+            }
+        };
+        if let Some(h) = hook.as_deref_mut() {
+            h.after_ffn(
+                &LayerSite {
+                    layer,
+                    step: &ctx.info,
+                    residual: &x,
+                },
+                &decision,
+            )?;
+        }
+        Ok(x)
+    }
+
+    /// The RoPE tables covering at least `need` positions (grown lazily, in powers of two, never beyond
+    /// [`Llama::max_positions`]).
+    fn rope_tables(&self, need: usize) -> Result<(Tensor, Tensor)> {
+        {
+            let r = self.rope.read().unwrap_or_else(|e| e.into_inner());
+            if r.len >= need {
+                if let (Some(c), Some(s)) = (&r.cos, &r.sin) {
+                    return Ok((c.clone(), s.clone()));
+                }
+            }
+        }
+        let mut r = self.rope.write().unwrap_or_else(|e| e.into_inner());
+        if r.len < need || r.cos.is_none() {
+            let n = need
+                .next_power_of_two()
+                .max(64)
+                .min(self.max_positions())
+                .max(need);
+            let hd = self.config.head_dim();
+            let inv: Vec<f32> = (0..hd / 2)
+                .map(|i| 1.0 / (self.config.rope_theta as f32).powf(2.0 * i as f32 / hd as f32))
+                .collect();
+            let mut cos = Vec::with_capacity(n * hd / 2);
+            let mut sin = Vec::with_capacity(n * hd / 2);
+            for p in 0..n {
+                for &f in &inv {
+                    let a = p as f32 * f;
+                    cos.push(a.cos());
+                    sin.push(a.sin());
+                }
+            }
+            r.cos = Some(Tensor::from_vec(cos, (n, hd / 2), &self.device)?);
+            r.sin = Some(Tensor::from_vec(sin, (n, hd / 2), &self.device)?);
+            r.len = n;
+        }
+        Ok((r.cos.clone().expect("built"), r.sin.clone().expect("built")))
+    }
+
+    /// Additive mask for the keys `k0..k0 + kn` of the step, laid out `[batch or 1, 1, rep·t, kn]` to match the
+    /// stacked grouped-query heads: causal over the sequence, prefix always visible, padded keys hidden.
+    /// `None` when nothing in the block is masked.
+    fn mask_block(
+        &self,
+        ctx: &StepContext,
+        rep: usize,
+        k0: usize,
+        kn: usize,
+    ) -> Result<Option<Tensor>> {
+        let t = ctx.info.tokens;
+        let first_new = ctx.prefix_len + ctx.info.past;
+        // Query i sees keys j <= first_new + i.
+        let causal = if k0 + kn > first_new + 1 {
+            let mut m = vec![0f32; t * kn];
+            let mut any = false;
+            for i in 0..t {
+                for j in k0..k0 + kn {
+                    if j > first_new + i {
+                        m[i * kn + (j - k0)] = MASKED;
+                        any = true;
+                    }
+                }
+            }
+            if any {
+                let m = if rep > 1 { m.repeat(rep) } else { m };
+                Some(Tensor::from_vec(m, (1, 1, rep * t, kn), &self.device)?)
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let pad = match &ctx.key_add {
+            None => None,
+            Some(add) => {
+                let b = add.dim(0)?;
+                Some(add.narrow(1, k0, kn)?.reshape((b, 1, 1, kn))?)
             }
         };
         Ok(match (causal, pad) {
@@ -559,40 +1155,37 @@ impl Llama {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
         blk: &Block,
         h: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        mask: Option<&Tensor>,
+        ctx: &StepContext,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
         prefix: Option<&(Tensor, Tensor)>,
-        g: Grad,
+        lc: &LinearCtx<'_>,
     ) -> Result<Tensor> {
-        let train = g.on();
+        let train = ctx.grad.on();
         let c = &self.config;
         let (b, t, _) = h.dims3()?;
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim());
         let q = blk
             .q
-            .forward_grad(h, g)?
+            .forward_with(h, lc)?
             .reshape((b, t, nh, hd))?
             .transpose(1, 2)?;
         let k = blk
             .k
-            .forward_grad(h, g)?
+            .forward_with(h, lc)?
             .reshape((b, t, nkv, hd))?
             .transpose(1, 2)?;
         let v = blk
             .v
-            .forward_grad(h, g)?
+            .forward_with(h, lc)?
             .reshape((b, t, nkv, hd))?
             .transpose(1, 2)?
             .contiguous()?;
-        let q = rope(&q, cos, sin, train)?;
-        let k = rope(&k, cos, sin, train)?;
+        let q = rope(&q, &ctx.cos, &ctx.sin, train)?;
+        let k = rope(&k, &ctx.cos, &ctx.sin, train)?;
         let (k, v) = match cache {
             Some(slot) => {
                 let kv = match slot.take() {
@@ -608,46 +1201,68 @@ impl Llama {
             Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
             None => (k, v),
         };
+        let s = k.dim(2)?;
+        if s != ctx.prefix_len + ctx.info.past + t {
+            return Err(LmError::Invalid(format!(
+                "attention sees {s} keys, the step expects {}",
+                ctx.prefix_len + ctx.info.past + t
+            )));
+        }
         // Grouped-query attention without copying K/V per query head: the `rep` query heads that share a KV head
-        // are stacked along the query axis, [b, nh, t, hd] → [b, nkv, rep·t, hd] (the mask was tiled to match).
+        // are stacked along the query axis, [b, nh, t, hd] → [b, nkv, rep·t, hd] (the mask is laid out to match).
         let rep = nh / nkv;
         let q = q.reshape((b, nkv, rep * t, hd))?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let mut att = q.matmul(&k.t()?)?.affine(scale, 0.0)?;
-        if let Some(m) = mask {
-            att = att.broadcast_add(m)?;
-        }
-        let att = if train {
-            candle_nn::ops::softmax(&att, D::Minus1)?
+        let kb = self.attention_block;
+        let y = if train || kb == 0 || s <= kb {
+            let mut att = q.matmul(&k.t()?)?.affine(scale, 0.0)?;
+            if let Some(m) = &ctx.full_mask {
+                att = att.broadcast_add(m)?;
+            }
+            let att = if train {
+                candle_nn::ops::softmax(&att, D::Minus1)?
+            } else {
+                candle_nn::ops::softmax_last_dim(&att)?
+            };
+            att.matmul(&v)?
         } else {
-            candle_nn::ops::softmax_last_dim(&att)?
+            // Online softmax over key blocks (Milakov & Gimelshein 2018): running max m, normaliser l and
+            // weighted sum acc, rescaled whenever the max grows. Memory is rep·t × kb per head, not rep·t × s.
+            let mut state: Option<(Tensor, Tensor, Tensor)> = None;
+            let mut k0 = 0;
+            while k0 < s {
+                let kn = kb.min(s - k0);
+                let kblk = k.narrow(2, k0, kn)?.contiguous()?;
+                let vblk = v.narrow(2, k0, kn)?.contiguous()?;
+                let mut sc = q.matmul(&kblk.t()?)?.affine(scale, 0.0)?;
+                if let Some(m) = self.mask_block(ctx, rep, k0, kn)? {
+                    sc = sc.broadcast_add(&m)?;
+                }
+                let bm = sc.max_keepdim(D::Minus1)?;
+                state = Some(match state {
+                    None => {
+                        let p = sc.broadcast_sub(&bm)?.exp()?;
+                        let l = p.sum_keepdim(D::Minus1)?;
+                        (bm, l, p.matmul(&vblk)?)
+                    }
+                    Some((m, l, acc)) => {
+                        let mn = m.maximum(&bm)?;
+                        let p = sc.broadcast_sub(&mn)?.exp()?;
+                        let corr = (m - &mn)?.exp()?;
+                        let l = ((l * &corr)? + p.sum_keepdim(D::Minus1)?)?;
+                        let acc = (acc.broadcast_mul(&corr)? + p.matmul(&vblk)?)?;
+                        (mn, l, acc)
+                    }
+                });
+                k0 += kn;
+            }
+            let (_, l, acc) = state.expect("at least one key block");
+            acc.broadcast_div(&l)?
         };
-        let y = att
-            .matmul(&v)?
+        let y = y
             .reshape((b, nh, t, hd))?
             .transpose(1, 2)?
             .reshape((b, t, nh * hd))?;
-        blk.o.forward_grad(&y, g)
+        blk.o.forward_with(&y, lc)
     }
-}
-
-fn rope_tables(c: &LlamaConfig) -> Result<(Tensor, Tensor)> {
-    let hd = c.head_dim();
-    let n = c.max_position_embeddings.max(1) * 4;
-    let inv: Vec<f32> = (0..hd / 2)
-        .map(|i| 1.0 / (c.rope_theta as f32).powf(2.0 * i as f32 / hd as f32))
-        .collect();
-    let mut cos = Vec::with_capacity(n * hd / 2);
-    let mut sin = Vec::with_capacity(n * hd / 2);
-    for p in 0..n {
-        for &f in &inv {
-            let a = p as f32 * f;
-            cos.push(a.cos());
-            sin.push(a.sin());
-        }
-    }
-    Ok((
-        Tensor::from_vec(cos, (n, hd / 2), &Device::Cpu)?,
-        Tensor::from_vec(sin, (n, hd / 2), &Device::Cpu)?,
-    ))
 }

@@ -3,8 +3,9 @@
 //! windows of `window` tokens advanced by `stride`; each window scores only the tokens no earlier window scored,
 //! conditioning on the rest of the window as context. PPL = exp(mean NLL over scored tokens).
 use crate::error::{LmError, Result};
+use crate::hook::{LayerHook, SequenceInfo};
 use crate::model::{Forward, Input, Llama};
-use candle_core::{Device, Tensor, D};
+use candle_core::{Tensor, D};
 use serde::Serialize;
 
 /// Result of a perplexity run.
@@ -45,6 +46,20 @@ pub fn perplexity(
     max_tokens: usize,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PerplexityReport> {
+    perplexity_with(model, ids, window, stride, max_tokens, None, progress)
+}
+
+/// [`perplexity`] with a [`LayerHook`] inside every block; each window is one sequence
+/// ([`LayerHook::begin_sequence`] with `max_new_tokens` 0).
+pub fn perplexity_with(
+    model: &Llama,
+    ids: &[u32],
+    window: usize,
+    stride: usize,
+    max_tokens: usize,
+    mut hook: Option<&mut dyn LayerHook>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PerplexityReport> {
     if window < 2 || stride == 0 || stride > window {
         return Err(LmError::Invalid(format!(
             "need window >= 2 and 0 < stride <= window (got {window}, {stride})"
@@ -76,7 +91,13 @@ pub fn perplexity(
         let end = (begin + window).min(n);
         // Targets are positions begin+1..end; score only those not scored before (index >= prev_end, and >= 1).
         let first_target = prev_end.max(begin + 1);
-        let chunk = Tensor::new(&ids[begin..end], &Device::Cpu)?.unsqueeze(0)?;
+        let chunk = Tensor::new(&ids[begin..end], model.device())?.unsqueeze(0)?;
+        if let Some(h) = hook.as_deref_mut() {
+            h.begin_sequence(&SequenceInfo {
+                prompt_lens: vec![end - begin],
+                max_new_tokens: 0,
+            });
+        }
         let from = first_target - begin - 1; // logits row predicting token first_target
         let rows = end - first_target;
         let logits = model
@@ -84,12 +105,13 @@ pub fn perplexity(
                 Input::Ids(&chunk),
                 Forward {
                     logits_from: Some(from),
+                    hook: hook.as_deref_mut().map(|h| h as _),
                     ..Default::default()
                 },
             )?
             .squeeze(0)?;
         let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?.narrow(0, 0, rows)?;
-        let targets = Tensor::new(&ids[first_target..end], &Device::Cpu)?.unsqueeze(1)?;
+        let targets = Tensor::new(&ids[first_target..end], model.device())?.unsqueeze(1)?;
         let picked: Vec<f32> = lsm.gather(&targets, 1)?.squeeze(1)?.to_vec1()?;
         nll_sum -= picked.iter().map(|&x| x as f64).sum::<f64>();
         scored += rows;
