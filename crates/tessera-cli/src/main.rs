@@ -59,8 +59,11 @@ enum BenchCmd {
     Arena(cmd::arena::BenchArenaArgs),
     /// GNN inference on sparsified vs dense graphs.
     Graph(cmd::graph::BenchGraphArgs),
-    /// Time and peak memory of a LoRA training step, base weights trainable vs frozen.
+    /// Time and peak memory of a LoRA training step: q/v or all projections, trainable vs frozen base,
+    /// LoRA vs SparseLoRA on a sparse model.
     Lora(cmd::lm::BenchLoraArgs),
+    /// Time and peak heap of one in-place seeded perturbation of all parameters vs one forward pass.
+    Perturb(cmd::bench_train::BenchPerturbArgs),
 }
 
 fn main() {
@@ -84,6 +87,7 @@ fn main() {
         Cmd::Bench(b) => match b {
             BenchCmd::Decode(a) => cmd::lm::bench_decode(&ctx, a),
             BenchCmd::Lora(a) => cmd::lm::bench_lora(&ctx, a),
+            BenchCmd::Perturb(a) => cmd::bench_train::bench_perturb(&ctx, a),
             BenchCmd::Serve(a) => cmd::serve::bench(&ctx, a),
             BenchCmd::Arena(a) => cmd::arena::bench(&ctx, a),
             BenchCmd::Graph(a) => cmd::graph::bench(&ctx, a),

@@ -106,15 +106,27 @@ impl Engine {
         capacity: usize,
         max_batch: usize,
     ) -> Result<Self> {
+        Self::with_hooks(model, workers, capacity, max_batch, None)
+    }
+
+    /// Like [`Engine::with_batching`], running every job (a generation, or a merged batch) with a fresh
+    /// [`tessera_lm::LayerHook`] from `hooks` inside every block (e.g. FFN skipping).
+    pub fn with_hooks(
+        model: Arc<Llama>,
+        workers: usize,
+        capacity: usize,
+        max_batch: usize,
+        hooks: Option<tessera_lm::LayerHookFactory>,
+    ) -> Result<Self> {
         model.tokenizer()?;
         let shared = Arc::new(Shared::default());
         let max_batch = max_batch.max(1);
         let handles = (0..workers.max(1))
             .map(|i| {
-                let (shared, model) = (shared.clone(), model.clone());
+                let (shared, model, hooks) = (shared.clone(), model.clone(), hooks.clone());
                 std::thread::Builder::new()
                     .name(format!("tessera-llm-worker-{i}"))
-                    .spawn(move || worker_loop(&model, &shared, max_batch))
+                    .spawn(move || worker_loop(&model, &shared, max_batch, hooks.as_ref()))
                     .map_err(|e| LlmError::Config(format!("cannot start worker thread: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -285,7 +297,12 @@ fn next_jobs(shared: &Shared, max_batch: usize) -> Option<Vec<Job>> {
     }
 }
 
-fn worker_loop(model: &Llama, shared: &Shared, max_batch: usize) {
+fn worker_loop(
+    model: &Llama,
+    shared: &Shared,
+    max_batch: usize,
+    hooks: Option<&tessera_lm::LayerHookFactory>,
+) {
     while let Some(jobs) = next_jobs(shared, max_batch) {
         let (live, gone): (Vec<Job>, Vec<Job>) =
             jobs.into_iter().partition(|j| !j.events.is_closed());
@@ -297,13 +314,13 @@ fn worker_loop(model: &Llama, shared: &Shared, max_batch: usize) {
         }
         shared.active.fetch_add(live.len(), Ordering::SeqCst);
         let out = if live.len() == 1 {
-            run_job(model, &live[0]).map(|g| vec![g])
+            run_job(model, &live[0], hooks).map(|g| vec![g])
         } else {
             shared.batches.fetch_add(1, Ordering::SeqCst);
             shared
                 .batched_jobs
                 .fetch_add(live.len() as u64, Ordering::SeqCst);
-            run_merged(model, &live)
+            run_merged(model, &live, hooks)
         };
         shared.active.fetch_sub(live.len(), Ordering::SeqCst);
         match out {
@@ -340,7 +357,11 @@ fn finish(shared: &Shared, job: &Job, gens: Vec<Generation>) {
 }
 
 /// Several compatible plain jobs as one batch; one generation per job.
-fn run_merged(model: &Llama, jobs: &[Job]) -> tessera_lm::Result<Vec<Vec<Generation>>> {
+fn run_merged(
+    model: &Llama,
+    jobs: &[Job],
+    hooks: Option<&tessera_lm::LayerHookFactory>,
+) -> tessera_lm::Result<Vec<Vec<Generation>>> {
     let prompts: Vec<Vec<u32>> = jobs
         .iter()
         .map(|j| match &j.work {
@@ -348,18 +369,30 @@ fn run_merged(model: &Llama, jobs: &[Job]) -> tessera_lm::Result<Vec<Vec<Generat
             Work::Batch(_) => Vec::new(),
         })
         .collect();
-    let gens = tessera_lm::generate_batch(model, &prompts, &jobs[0].params)?;
+    let mut hook = hooks.map(|f| f());
+    let gens = tessera_lm::generate_batch_with(
+        model,
+        &prompts,
+        &jobs[0].params,
+        hook.as_deref_mut().map(|h| h as _),
+    )?;
     Ok(gens.into_iter().map(|g| vec![g]).collect())
 }
 
-fn run_job(model: &Llama, job: &Job) -> tessera_lm::Result<Vec<Generation>> {
+fn run_job(
+    model: &Llama,
+    job: &Job,
+    hooks: Option<&tessera_lm::LayerHookFactory>,
+) -> tessera_lm::Result<Vec<Generation>> {
+    let mut hook = hooks.map(|f| f());
+    let hook = hook.as_deref_mut().map(|h| h as _);
     match &job.work {
         Work::Stream(prompt) | Work::Plain(prompt) => {
             let events = &job.events;
             let mut on_text = |piece: &str| events.send(Event::Text(piece.to_string())).is_ok();
-            let g = tessera_lm::generate(model, prompt, &job.params, &mut on_text)?;
+            let g = tessera_lm::generate_with(model, prompt, &job.params, hook, &mut on_text)?;
             Ok(vec![g])
         }
-        Work::Batch(prompts) => tessera_lm::generate_batch(model, prompts, &job.params),
+        Work::Batch(prompts) => tessera_lm::generate_batch_with(model, prompts, &job.params, hook),
     }
 }

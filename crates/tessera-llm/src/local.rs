@@ -26,6 +26,25 @@ impl LocalChat {
         ))
     }
 
+    /// Like [`LocalChat::new`], running every generation with a fresh layer hook from `hooks` (e.g. FFN
+    /// skipping; see [`Engine::with_hooks`]).
+    pub fn with_hooks(
+        model: Llama,
+        name: impl Into<String>,
+        hooks: tessera_lm::LayerHookFactory,
+    ) -> Result<Self> {
+        Ok(Self::with_engine(
+            Arc::new(Engine::with_hooks(
+                Arc::new(model),
+                1,
+                4096,
+                1,
+                Some(hooks),
+            )?),
+            name,
+        ))
+    }
+
     /// Loads a model by asset name (`smollm2-135m`) or path (GGUF file or safetensors directory).
     pub fn open(name_or_path: &str, offline: bool) -> Result<Self> {
         let path = tessera_core::assets::resolve_model(name_or_path, offline)?;
