@@ -9,6 +9,7 @@
 //!   [`perplexity`](perplexity::perplexity).
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod export;
@@ -17,7 +18,9 @@ pub mod gguf;
 mod kernels;
 pub mod linear;
 pub mod load;
+pub mod loss;
 pub mod model;
+pub mod optim;
 pub mod perplexity;
 pub mod speed;
 pub mod testing;

@@ -1,6 +1,8 @@
 //! Per-system command glue: argument structs and thin calls into the library crates.
 pub mod arena;
 pub mod assets;
+pub mod embed;
+pub mod export;
 pub mod graph;
 pub mod llm_bridge;
 pub mod lm;
