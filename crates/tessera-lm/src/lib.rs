@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod bench_train;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod export;
@@ -24,7 +25,9 @@ pub mod hook;
 mod kernels;
 pub mod linear;
 pub mod load;
+pub mod loss;
 pub mod model;
+pub mod optim;
 pub mod perplexity;
 pub mod perturb;
 pub mod speed;

@@ -165,26 +165,22 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<Llama> {
 }
 
 /// Saves `model.safetensors`, `config.json` and (when present) the tokenizer into `dir`. The loader reads the
-/// result back bit-exactly.
+/// result back bit-exactly. The files are written into a temporary directory beside `dir` and swapped into
+/// place ([`crate::export::write_dir_atomic`]), so a failure or a kill leaves the old directory or the new one,
+/// never a mix. Masks and LoRA adapters are not written here (see [`crate::checkpoint`]).
 pub fn save_safetensors_dir(model: &Llama, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| tessera_core::Error::io(dir, e))?;
     let mut map: HashMap<String, Tensor> = HashMap::new();
     for (name, v) in model.named_vars() {
         map.insert(name, v.as_tensor().clone());
     }
-    let target = dir.join("model.safetensors");
-    let tmp = tempfile::Builder::new()
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| tessera_core::Error::io(dir, e))?;
-    candle_core::safetensors::save(&map, tmp.path())?;
-    tmp.persist(&target)
-        .map_err(|e| tessera_core::Error::io(&target, e.error))?;
-    let mut cfg = model.config.clone();
-    cfg.tie_word_embeddings = model.is_tied();
-    tessera_core::fsx::write_json_atomic(dir.join("config.json"), &cfg)?;
-    if let Some(t) = &model.tokenizer {
-        t.save_dir(dir)?;
-    }
-    Ok(())
+    crate::export::write_dir_atomic(dir, |d| {
+        candle_core::safetensors::save(&map, d.join("model.safetensors"))?;
+        let mut cfg = model.config.clone();
+        cfg.tie_word_embeddings = model.is_tied();
+        tessera_core::fsx::write_json_atomic(d.join("config.json"), &cfg)?;
+        if let Some(t) = &model.tokenizer {
+            t.save_dir(d)?;
+        }
+        Ok(())
+    })
 }

@@ -2,6 +2,8 @@
 pub mod arena;
 pub mod assets;
 pub mod bench_train;
+pub mod embed;
+pub mod export;
 pub mod graph;
 pub mod llm_bridge;
 pub mod lm;
