@@ -15,6 +15,7 @@ pub mod export;
 pub mod generate;
 pub mod gguf;
 mod kernels;
+pub mod limits;
 pub mod linear;
 pub mod load;
 pub mod model;
@@ -28,6 +29,7 @@ pub use error::{LmError, Result};
 pub use generate::{
     generate, generate_batch, top_alternatives, FinishReason, Generation, SamplingParams,
 };
+pub use limits::{check_generation, MemoryModel};
 pub use linear::{Grad, Linear};
 pub use load::{load, save_safetensors_dir};
 pub use model::{Cache, FfnGate, Forward, Input, Llama};
