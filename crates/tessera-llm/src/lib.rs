@@ -9,7 +9,7 @@
 //! - [`spec::open`]: `local:NAME_OR_PATH`, `openai:URL#MODEL`, `replay:PATH`, optional `;record=PATH`.
 //! - [`Recording`] / [`ReplayChat`] ([`record`]): JSONL transcripts and offline replay.
 //! - [`blocking`]: calls from non-async code (rayon threads).
-//! - [`server`]: `tessera serve`; [`bench`]: `tessera bench serve`.
+//! - [`server`]: `tessera serve`; [`bench`]: `tessera bench serve`; [`abuse`]: `tessera bench serve --abuse`.
 //!
 //! Resource limits: every request is validated against the model's context and admitted against a memory budget
 //! ([`engine`], estimates from [`tessera_lm::limits::MemoryModel`]); the server caps and times out connections.
@@ -17,6 +17,7 @@
 //! The wire format follows the OpenAI Chat Completions API reference (`POST /v1/chat/completions`, server-sent
 //! event chunks `chat.completion.chunk`, error objects `{"error": {message, type, param, code}}`).
 #![deny(missing_docs)]
+pub mod abuse;
 pub mod bench;
 pub mod blocking;
 pub mod chat;

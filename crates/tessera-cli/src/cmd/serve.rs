@@ -120,10 +120,77 @@ pub struct BenchServeArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Instead: a bounded mix of hostile requests against a self-hosted server (status codes, peak RSS, /health).
+    #[arg(long)]
+    pub abuse: bool,
+    /// With --abuse: the server's memory budget in bytes (default: the model plus 3/4 of the available memory).
+    #[arg(long)]
+    pub memory_budget: Option<u64>,
+    /// With --abuse: rounds of the mix.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// With --abuse: idle connections held open throughout.
+    #[arg(long, default_value_t = 200)]
+    pub idle_connections: usize,
+}
+
+fn abuse(ctx: &Ctx, a: &BenchServeArgs, id: String) -> anyhow::Result<()> {
+    let ec = EngineConfig {
+        workers: a.workers,
+        memory_budget: a.memory_budget,
+        ..EngineConfig::default()
+    };
+    let engine = load_engine(ctx, &a.model, &ec)?;
+    let cfg = tessera_llm::abuse::AbuseConfig {
+        rounds: a.rounds,
+        idle_connections: a.idle_connections,
+        ..Default::default()
+    };
+    let r = tessera_llm::abuse::run(engine, ServerConfig::new(id.clone()), &cfg)?;
+    if a.json {
+        print_json(&serde_json::json!({ "model": id, "abuse": r }));
+        return Ok(());
+    }
+    let mb = |b: u64| b as f64 / (1u64 << 20) as f64;
+    println!(
+        "tessera bench serve --abuse: model {id}, {} rounds, {} requests, {} idle connections",
+        a.rounds, r.requests, a.idle_connections
+    );
+    for (st, n) in &r.statuses {
+        println!("  HTTP {st:>3}: {n}");
+    }
+    println!(
+        "  peak RSS {} MiB; engine peak reserved {:.1} MiB of a {:.1} MiB job budget",
+        r.peak_rss_bytes
+            .map(|b| format!("{:.1}", mb(b)))
+            .unwrap_or_else(|| "-".into()),
+        mb(r.peak_reserved_bytes),
+        mb(r.budget_bytes)
+    );
+    println!(
+        "  /health: {} probes, p50 {:.1} ms, max {:.1} ms, {} failed or >= 100 ms -> {}",
+        r.health_probes,
+        r.health_p50_ms,
+        r.health_max_ms,
+        r.health_slow,
+        if r.health_ok {
+            "stayed under 100 ms"
+        } else {
+            "NOT always under 100 ms"
+        }
+    );
+    Ok(())
 }
 
 /// Runs `tessera bench serve`.
 pub fn bench(ctx: &Ctx, a: BenchServeArgs) -> anyhow::Result<()> {
+    if a.abuse {
+        let id = a
+            .model_id
+            .clone()
+            .unwrap_or_else(|| tessera_llm::local::model_id(&a.model));
+        return abuse(ctx, &a, id);
+    }
     anyhow::ensure!(
         !a.clients.is_empty() && a.clients.iter().all(|&c| c > 0),
         "--clients must be positive"
