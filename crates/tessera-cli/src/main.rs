@@ -75,7 +75,10 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("TESSERA_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => exit_on_usage_error(e),
+    };
     let ctx = cmd::Ctx {
         offline: cli.offline,
     };
@@ -101,7 +104,45 @@ fn main() {
         Cmd::Export(a) => cmd::export::run(&ctx, a),
     };
     if let Err(e) = res {
-        eprintln!("tessera: error: {e:#}");
+        eprintln!("tessera: error: {}", one_line(&e));
         std::process::exit(2);
     }
+}
+
+/// Help and version go to stdout with exit 0; a usage error is printed as its first line (exit 2).
+fn exit_on_usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    let text = e.render().to_string();
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ");
+    eprintln!("tessera: error: {first} (see --help)");
+    std::process::exit(2)
+}
+
+/// The error and its causes on one line, each cause once: a cause whose text the message already contains (as
+/// `path: io error` contains the io error) is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let t = cause.to_string();
+        if t.is_empty() || out.contains(&t) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&t);
+    }
+    out.replace(['\n', '\r'], " ")
 }

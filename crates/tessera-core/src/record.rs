@@ -17,13 +17,30 @@ impl RunDir {
         std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
         Ok(RunDir { path })
     }
-    /// Creates `runs/<name>-<unix seconds>` under `root`.
+    /// Creates a new `<name>-<unix seconds>` directory under `root`, or `<name>-<unix seconds>-<k>` (k = 2, 3, ...)
+    /// when that one exists: the directory is created exclusively, so two runs started in the same second never
+    /// share one.
     pub fn fresh(root: impl AsRef<Path>, name: &str) -> Result<Self> {
+        let root = root.as_ref();
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        Self::at(root.as_ref().join(format!("{name}-{secs}")))
+        let mut k = 1u32;
+        loop {
+            let leaf = if k == 1 {
+                format!("{name}-{secs}")
+            } else {
+                format!("{name}-{secs}-{k}")
+            };
+            let path = root.join(leaf);
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(RunDir { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && k < 100_000 => k += 1,
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
     }
     /// The directory.
     pub fn path(&self) -> &Path {
@@ -47,4 +64,26 @@ pub fn unix_time() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_run_directories_are_unique_within_a_second() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs: Vec<_> = (0..5)
+            .map(|_| {
+                RunDir::fresh(root.path(), "arena")
+                    .unwrap()
+                    .path()
+                    .to_path_buf()
+            })
+            .collect();
+        let mut uniq = dirs.clone();
+        uniq.sort();
+        uniq.dedup();
+        assert_eq!(uniq.len(), 5, "{dirs:?}");
+    }
 }

@@ -23,6 +23,33 @@ pub struct BenchConfig {
     pub prompt: String,
 }
 
+/// Most concurrent clients of one level.
+pub const MAX_CLIENTS: usize = 4096;
+/// Most requests of one level.
+pub const MAX_REQUESTS: usize = 1_000_000;
+
+impl BenchConfig {
+    /// Checks the levels and counts (positive and bounded), before any allocation sized by them.
+    pub fn validate(&self) -> Result<()> {
+        if self.clients.is_empty() || self.clients.iter().any(|&c| c == 0 || c > MAX_CLIENTS) {
+            return Err(LlmError::Invalid(format!(
+                "clients must be in 1..={MAX_CLIENTS} (got {:?})",
+                self.clients
+            )));
+        }
+        if !(1..=MAX_REQUESTS).contains(&self.requests) {
+            return Err(LlmError::Invalid(format!(
+                "requests {} out of range 1..={MAX_REQUESTS}",
+                self.requests
+            )));
+        }
+        if self.max_tokens == 0 {
+            return Err(LlmError::Invalid("max_tokens must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
 /// One concurrency level's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct LevelResult {
@@ -138,6 +165,7 @@ pub fn self_hosted(
     server_cfg: ServerConfig,
     cfg: &BenchConfig,
 ) -> Result<Vec<LevelResult>> {
+    cfg.validate()?;
     let model = server_cfg.model_id.clone();
     runtime()?.block_on(async {
         let h = server::start(engine, server_cfg, "127.0.0.1:0").await?;
@@ -153,6 +181,7 @@ pub fn self_hosted(
 
 /// Runs every level against an already running server.
 pub fn remote(base_url: &str, model: &str, cfg: &BenchConfig) -> Result<Vec<LevelResult>> {
+    cfg.validate()?;
     runtime()?.block_on(async {
         let client = client_for(base_url, model, cfg)?;
         let mut out = Vec::new();

@@ -9,10 +9,15 @@
 //! - [`spec::open`]: `local:NAME_OR_PATH`, `openai:URL#MODEL`, `replay:PATH`, optional `;record=PATH`.
 //! - [`Recording`] / [`ReplayChat`] ([`record`]): JSONL transcripts and offline replay.
 //! - [`blocking`]: calls from non-async code (rayon threads).
-//! - [`server`]: `tessera serve`; [`bench`]: `tessera bench serve`.
+//! - [`server`]: `tessera serve`; [`bench`]: `tessera bench serve`; [`abuse`]: `tessera bench serve --abuse`.
+//!
+//! Resource limits: every request is validated against the model's context and admitted against a memory budget
+//! ([`engine`], estimates from [`tessera_lm::limits::MemoryModel`]); the server caps and times out connections.
 //!
 //! The wire format follows the OpenAI Chat Completions API reference (`POST /v1/chat/completions`, server-sent
 //! event chunks `chat.completion.chunk`, error objects `{"error": {message, type, param, code}}`).
+#![deny(missing_docs)]
+pub mod abuse;
 pub mod bench;
 pub mod blocking;
 pub mod chat;
@@ -28,7 +33,7 @@ pub mod wire;
 
 pub use blocking::BlockingChat;
 pub use chat::{BoxFuture, ChatModel};
-pub use engine::{Engine, EngineStats};
+pub use engine::{Engine, EngineConfig, EngineStats};
 pub use error::{LlmError, Result};
 pub use local::LocalChat;
 pub use openai::{OpenAiChat, OpenAiConfig};

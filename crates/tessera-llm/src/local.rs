@@ -111,8 +111,10 @@ pub fn model_id(name_or_path: &str) -> String {
 }
 
 /// Validates a request against the model and renders the prompt: `(prompt ids, sampling parameters)`.
-/// Rejects prompts that leave no room for `max_tokens` in the model's context.
-/// With `fit_max_tokens`, `max_tokens` is first lowered to what the context leaves (when it leaves anything).
+/// Rejects prompts that leave no room for `max_tokens` in the model's context, and requests the memory budget can
+/// never hold ([`Engine::admit`], the same checks `tessera generate` makes through
+/// [`tessera_lm::limits::check_generation`]). With `fit_max_tokens`, `max_tokens` is first lowered to what the
+/// context leaves (when it leaves anything). Tokenizes: call it off the async threads for long prompts.
 pub fn prepare(
     engine: &Engine,
     req: &ChatRequest,
@@ -123,16 +125,10 @@ pub fn prepare(
     let prompt = tok.encode_chat(&req.messages)?;
     let ctx = engine.context_len();
     let mut sp = sampling(&req.params);
-    if fit_max_tokens && prompt.len() < ctx {
-        sp.max_tokens = sp.max_tokens.min(ctx - prompt.len());
+    if fit_max_tokens {
+        sp.max_tokens = tessera_lm::limits::fit_max_tokens(ctx, prompt.len(), sp.max_tokens);
     }
-    if prompt.len() + sp.max_tokens > ctx {
-        return Err(LlmError::Invalid(format!(
-            "prompt of {} tokens plus max_tokens {} exceeds the model's context of {ctx} tokens",
-            prompt.len(),
-            sp.max_tokens
-        )));
-    }
+    engine.admit(prompt.len(), req.params.n, &sp)?;
     Ok((prompt, sp))
 }
 

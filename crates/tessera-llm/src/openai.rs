@@ -114,10 +114,12 @@ impl OpenAiChat {
                 }
             },
         };
-        if cfg.max_concurrency == 0 {
-            return Err(LlmError::Config(
-                "max_concurrency must be at least 1".into(),
-            ));
+        if cfg.max_concurrency == 0 || cfg.max_concurrency > Semaphore::MAX_PERMITS {
+            return Err(LlmError::Config(format!(
+                "max_concurrency {} out of range 1..={}",
+                cfg.max_concurrency,
+                Semaphore::MAX_PERMITS
+            )));
         }
         let mut conn = HttpConnector::new();
         conn.set_connect_timeout(Some(cfg.timeout.min(Duration::from_secs(30))));

@@ -1,6 +1,7 @@
 //! Model configuration, read from GGUF metadata or a Hugging Face `config.json`.
 use crate::error::{LmError, Result};
 use crate::gguf::GgufFile;
+use crate::limits::{MAX_CONTEXT, MAX_HEADS, MAX_HIDDEN, MAX_INTERMEDIATE, MAX_LAYERS, MAX_VOCAB};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -67,33 +68,79 @@ impl LlamaConfig {
         self.hidden_size / self.num_attention_heads
     }
 
-    /// Checks internal consistency.
+    /// Checks internal consistency and sane bounds (see [`crate::limits`]), before anything is allocated from
+    /// these numbers: every dimension non-zero and bounded, heads dividing the width into even head widths,
+    /// key/value heads dividing the query heads, a context of 1..=[`MAX_CONTEXT`] tokens, a finite RoPE base
+    /// above 1, a finite RMS epsilon in (0, 1), and special token ids inside the vocabulary.
     pub fn validate(&self, path: &Path) -> Result<()> {
-        let bad = |m: String| Err(LmError::bad(path, m));
-        if self.hidden_size == 0
-            || self.num_attention_heads == 0
-            || self.num_hidden_layers == 0
-            || self.vocab_size == 0
-        {
-            return bad("config has a zero dimension".into());
+        self.check().map_err(|m| LmError::bad(path, m))
+    }
+
+    /// [`LlamaConfig::validate`] without a path: the problem as a message.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let bounds = [
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("hidden_size", self.hidden_size, MAX_HIDDEN),
+            (
+                "intermediate_size",
+                self.intermediate_size,
+                MAX_INTERMEDIATE,
+            ),
+            ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
+            ("num_attention_heads", self.num_attention_heads, MAX_HEADS),
+            ("num_key_value_heads", self.num_key_value_heads, MAX_HEADS),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                MAX_CONTEXT,
+            ),
+        ];
+        for (name, v, max) in bounds {
+            if v == 0 || v > max {
+                return Err(format!("{name} = {v} is out of range 1..={max}"));
+            }
         }
         if !self.hidden_size.is_multiple_of(self.num_attention_heads)
             || !self.head_dim().is_multiple_of(2)
         {
-            return bad(format!(
+            return Err(format!(
                 "hidden size {} is not an even multiple of {} heads",
                 self.hidden_size, self.num_attention_heads
             ));
         }
-        if self.num_key_value_heads == 0
-            || !self
-                .num_attention_heads
-                .is_multiple_of(self.num_key_value_heads)
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
         {
-            return bad(format!(
+            return Err(format!(
                 "{} query heads are not a multiple of {} key/value heads",
                 self.num_attention_heads, self.num_key_value_heads
             ));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
+            return Err(format!(
+                "rope base {} must be a finite number above 1",
+                self.rope_theta
+            ));
+        }
+        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0 && self.rms_norm_eps < 1.0) {
+            return Err(format!(
+                "RMS norm epsilon {} must be a finite number in (0, 1)",
+                self.rms_norm_eps
+            ));
+        }
+        for (name, id) in [
+            ("bos_token_id", self.bos_token_id),
+            ("eos_token_id", self.eos_token_id),
+        ] {
+            if let Some(id) = id {
+                if id as usize >= self.vocab_size {
+                    return Err(format!(
+                        "{name} {id} is outside the vocabulary of {}",
+                        self.vocab_size
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -111,21 +158,20 @@ impl LlamaConfig {
                 arch: arch.into(),
             });
         }
+        let int = |v: &crate::gguf::Value| v.as_u64().and_then(|v| usize::try_from(v).ok());
         let req = |k: &str| -> Result<usize> {
-            g.get(&format!("llama.{k}"))
-                .and_then(|v| v.as_u64())
-                .map(|v| v as usize)
-                .ok_or_else(|| {
-                    LmError::bad(path, format!("missing or non-integer metadata `llama.{k}`"))
-                })
+            g.get(&format!("llama.{k}")).and_then(int).ok_or_else(|| {
+                LmError::bad(path, format!("missing or non-integer metadata `llama.{k}`"))
+            })
         };
         let hidden = req("embedding_length")?;
         let heads = req("attention.head_count")?;
-        let kv = g
-            .get("llama.attention.head_count_kv")
-            .and_then(|v| v.as_u64())
-            .map(|v| v as usize)
-            .unwrap_or(heads);
+        let kv = match g.get("llama.attention.head_count_kv") {
+            None => heads,
+            Some(v) => int(v).ok_or_else(|| {
+                LmError::bad(path, "non-integer metadata `llama.attention.head_count_kv`")
+            })?,
+        };
         let emb = g
             .tensors
             .get("token_embd.weight")
@@ -135,9 +181,31 @@ impl LlamaConfig {
             })?;
         let vocab = g
             .get("llama.vocab_size")
-            .and_then(|v| v.as_u64())
-            .map(|v| v as usize)
-            .unwrap_or(emb.shape[0]);
+            .and_then(int)
+            .unwrap_or(emb.shape.first().copied().unwrap_or(0));
+        let float = |k: &str, default: f64| -> Result<f64> {
+            match g.get(k) {
+                None => Ok(default),
+                Some(v) => v
+                    .as_f64()
+                    .ok_or_else(|| LmError::bad(path, format!("non-numeric metadata `{k}`"))),
+            }
+        };
+        let context = match g.get("llama.context_length") {
+            None => 2048,
+            Some(v) => int(v)
+                .ok_or_else(|| LmError::bad(path, "non-integer metadata `llama.context_length`"))?,
+        };
+        let token = |k: &str| -> Result<Option<u32>> {
+            match g.get(k) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .map(Some)
+                    .ok_or_else(|| LmError::bad(path, format!("invalid token id `{k}`"))),
+            }
+        };
         let cfg = LlamaConfig {
             vocab_size: vocab,
             hidden_size: hidden,
@@ -145,27 +213,12 @@ impl LlamaConfig {
             num_hidden_layers: req("block_count")?,
             num_attention_heads: heads,
             num_key_value_heads: kv,
-            rms_norm_eps: g
-                .get("llama.attention.layer_norm_rms_epsilon")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(1e-5),
-            rope_theta: g
-                .get("llama.rope.freq_base")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(10_000.0),
-            max_position_embeddings: g
-                .get("llama.context_length")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(2048) as usize,
+            rms_norm_eps: float("llama.attention.layer_norm_rms_epsilon", 1e-5)?,
+            rope_theta: float("llama.rope.freq_base", 10_000.0)?,
+            max_position_embeddings: context,
             tie_word_embeddings: !g.tensors.contains_key("output.weight"),
-            bos_token_id: g
-                .get("tokenizer.ggml.bos_token_id")
-                .and_then(|v| v.as_u64())
-                .map(|v| v as u32),
-            eos_token_id: g
-                .get("tokenizer.ggml.eos_token_id")
-                .and_then(|v| v.as_u64())
-                .map(|v| v as u32),
+            bos_token_id: token("tokenizer.ggml.bos_token_id")?,
+            eos_token_id: token("tokenizer.ggml.eos_token_id")?,
             architectures: default_arch(),
             model_type: default_model_type(),
         };

@@ -57,6 +57,28 @@ pub enum LmError {
         /// The mask's shape.
         got: Vec<usize>,
     },
+    /// A prompt plus `max_tokens` does not fit the model's context.
+    #[error(
+        "prompt of {prompt_tokens} tokens plus max_tokens {max_tokens} exceeds the model's context of {context} tokens"
+    )]
+    ContextLength {
+        /// Prompt tokens.
+        prompt_tokens: usize,
+        /// Requested new tokens.
+        max_tokens: usize,
+        /// The model's context length.
+        context: usize,
+    },
+    /// A request needs more memory than the configured budget can ever give it.
+    #[error("request needs about {needed} bytes of memory, more than the budget of {budget} bytes leaves ({why})")]
+    OverBudget {
+        /// Estimated bytes.
+        needed: u64,
+        /// Bytes available to requests.
+        budget: u64,
+        /// What to change.
+        why: String,
+    },
     /// Tokenizer failure.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

@@ -1,8 +1,10 @@
 //! A defensive GGUF reader and an f32 GGUF writer.
 //!
 //! Format: <https://github.com/ggml-org/ggml/blob/master/docs/gguf.md>. Every length and count read from the
-//! header is checked against the bytes that remain before anything is allocated, so a crafted file can make the
-//! reader fail but never exhaust memory or panic. Quantized blocks are dequantized with candle's kernels.
+//! header is checked against the bytes that remain before anything is allocated, and the decoded metadata
+//! (where a 1-byte element becomes a 32-byte [`Value`]) is charged against a budget of the file's own size (at
+//! least [`MIN_METADATA_BUDGET`]), so a crafted file can make the reader fail but never exhaust memory or panic.
+//! Tensor data ranges must be aligned, inside the file and must not overlap. Quantized blocks are dequantized with candle's kernels.
 use crate::error::{LmError, Result};
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
 use candle_core::{Device, Tensor};
@@ -11,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: u32 = 0x4655_4747; // "GGUF" little-endian
 const MAX_DIMS: usize = 4;
+/// Decoded metadata may always take this many bytes, however small the file.
+pub const MIN_METADATA_BUDGET: usize = 1 << 20;
 
 /// A metadata value.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +138,8 @@ pub struct GgufFile {
 struct Cursor<'a> {
     b: &'a [u8],
     pos: usize,
+    /// Bytes the decoded metadata may still take.
+    budget: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -148,6 +154,18 @@ impl<'a> Cursor<'a> {
         let s = &self.b[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
+    }
+    /// Charges `n` decoded bytes against the metadata budget.
+    fn charge(&mut self, n: usize) -> std::result::Result<(), String> {
+        if n > self.budget {
+            return Err(format!(
+                "metadata would take more than {} bytes of memory decoded (a file of {} bytes cannot need that)",
+                self.budget.max(n),
+                self.b.len()
+            ));
+        }
+        self.budget -= n;
+        Ok(())
     }
     fn remaining(&self) -> usize {
         self.b.len() - self.pos
@@ -179,6 +197,7 @@ impl<'a> Cursor<'a> {
     }
     fn string(&mut self) -> std::result::Result<String, String> {
         let n = self.count("string length", 1)?;
+        self.charge(n)?;
         let bytes = self.take(n)?;
         String::from_utf8(bytes.to_vec())
             .map_err(|_| format!("invalid UTF-8 string at offset {}", self.pos - n))
@@ -208,6 +227,7 @@ impl<'a> Cursor<'a> {
                     t => return Err(format!("unknown array element type {t}")),
                 };
                 let n = self.count("array", min)?;
+                self.charge(n.saturating_mul(std::mem::size_of::<Value>()))?;
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
                     v.push(self.value(ety, depth + 1)?);
@@ -244,7 +264,11 @@ pub fn ggml_dtype(id: u32) -> Option<GgmlDType> {
 }
 
 fn parse(b: &[u8]) -> std::result::Result<(u32, Metadata, Tensors), String> {
-    let mut c = Cursor { b, pos: 0 };
+    let mut c = Cursor {
+        b,
+        pos: 0,
+        budget: b.len().max(MIN_METADATA_BUDGET),
+    };
     if c.u32()? != MAGIC {
         return Err("not a GGUF file (bad magic)".into());
     }
@@ -256,6 +280,7 @@ fn parse(b: &[u8]) -> std::result::Result<(u32, Metadata, Tensors), String> {
     let n_tensors = c.count("tensor", 24)?;
     // A key/value entry takes at least 8 (key len) + 4 (type) + 1 byte.
     let n_kv = c.count("metadata", 13)?;
+    c.charge(n_kv.saturating_mul(std::mem::size_of::<(String, Value)>() + 16))?;
     let mut metadata = BTreeMap::new();
     for _ in 0..n_kv {
         let key = c.string()?;
@@ -265,6 +290,7 @@ fn parse(b: &[u8]) -> std::result::Result<(u32, Metadata, Tensors), String> {
             .map_err(|e| format!("metadata `{key}`: {e}"))?;
         metadata.insert(key, v);
     }
+    c.charge(n_tensors.saturating_mul(std::mem::size_of::<TensorInfo>() + 64))?;
     let mut raw = Vec::with_capacity(n_tensors);
     for _ in 0..n_tensors {
         let name = c.string()?;
@@ -310,6 +336,11 @@ fn parse(b: &[u8]) -> std::result::Result<(u32, Metadata, Tensors), String> {
         let n_bytes = (elems / bs)
             .checked_mul(dt.type_size() as u64)
             .ok_or_else(|| format!("tensor `{name}` size overflows"))?;
+        if !off.is_multiple_of(align as u64) {
+            return Err(format!(
+                "tensor `{name}` offset {off} is not a multiple of the alignment {align}"
+            ));
+        }
         let start = (data_start as u64)
             .checked_add(off)
             .ok_or_else(|| format!("tensor `{name}` offset overflows"))?;
@@ -338,6 +369,19 @@ fn parse(b: &[u8]) -> std::result::Result<(u32, Metadata, Tensors), String> {
             return Err(format!("duplicate tensor `{name}`"));
         }
     }
+    let mut ranges: Vec<(usize, usize, &str)> = tensors
+        .iter()
+        .map(|(n, t)| (t.offset, t.offset + t.n_bytes, n.as_str()))
+        .collect();
+    ranges.sort_unstable();
+    for w in ranges.windows(2) {
+        if w[1].0 < w[0].1 {
+            return Err(format!(
+                "tensors `{}` and `{}` overlap (bytes {}..{} and {}..{})",
+                w[0].2, w[1].2, w[0].0, w[0].1, w[1].0, w[1].1
+            ));
+        }
+    }
     Ok((version, metadata, tensors))
 }
 
@@ -345,6 +389,7 @@ impl GgufFile {
     /// Opens and parses a GGUF file (memory-mapped).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        tessera_core::fsx::ensure_regular_file(&path)?;
         let f = std::fs::File::open(&path).map_err(|e| tessera_core::Error::io(&path, e))?;
         // SAFETY: the map is read-only; a file truncated underneath us is the usual mmap caveat, accepted here
         // as everywhere model files are memory-mapped.

@@ -23,6 +23,7 @@ pub mod generate;
 pub mod gguf;
 pub mod hook;
 mod kernels;
+pub mod limits;
 pub mod linear;
 pub mod load;
 pub mod loss;
@@ -44,6 +45,7 @@ pub use hook::{
     FfnDecision, LayerHook, LayerHookFactory, LayerSite, SequenceInfo, SkipAllFfn, StepInfo,
 };
 pub use linear::{Grad, Linear, LinearCtx, LoraForm, Proj, WeightMode};
+pub use limits::{check_generation, MemoryModel};
 pub use load::{load, save_safetensors_dir};
 pub use model::{
     Cache, Forward, ForwardOutput, Input, Llama, LoraSpec, StepContext, ATTENTION_KEY_BLOCK,

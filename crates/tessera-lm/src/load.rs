@@ -9,23 +9,119 @@ use crate::gguf::GgufFile;
 use crate::linear::Linear;
 use crate::model::{Block, Llama};
 use crate::tokenizer::Tokenizer;
+use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor, Var};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 /// Loads a model: a `.gguf` file, or a directory with `config.json`, `*.safetensors` and `tokenizer.json`.
 pub fn load(path: impl AsRef<Path>) -> Result<Llama> {
     let path = path.as_ref();
-    if path.is_dir() {
+    let md = std::fs::metadata(path).map_err(|e| tessera_core::Error::io(path, e))?;
+    if md.is_dir() {
         load_safetensors_dir(path)
-    } else if path.is_file() {
-        load_gguf(path)
     } else {
-        Err(LmError::Core(tessera_core::Error::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
-        )))
+        // Refuses FIFOs, sockets and devices before opening them.
+        load_gguf(path)
     }
+}
+
+/// Every tensor the architecture needs for `cfg`: `(HF name, GGUF name, row-major shape)`.
+pub fn tensor_layout(cfg: &LlamaConfig) -> Vec<(String, String, Vec<usize>)> {
+    let (h, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+    let (q, kv) = (
+        cfg.num_attention_heads * cfg.head_dim(),
+        cfg.num_key_value_heads * cfg.head_dim(),
+    );
+    let mut out = vec![
+        (
+            "model.embed_tokens.weight".into(),
+            "token_embd.weight".into(),
+            vec![v, h],
+        ),
+        (
+            "model.norm.weight".into(),
+            "output_norm.weight".into(),
+            vec![h],
+        ),
+    ];
+    if !cfg.tie_word_embeddings {
+        out.push(("lm_head.weight".into(), "output.weight".into(), vec![v, h]));
+    }
+    for l in 0..cfg.num_hidden_layers {
+        for (gg, hf, shape) in [
+            ("attn_q", "self_attn.q_proj", vec![q, h]),
+            ("attn_k", "self_attn.k_proj", vec![kv, h]),
+            ("attn_v", "self_attn.v_proj", vec![kv, h]),
+            ("attn_output", "self_attn.o_proj", vec![h, q]),
+            ("ffn_gate", "mlp.gate_proj", vec![i, h]),
+            ("ffn_up", "mlp.up_proj", vec![i, h]),
+            ("ffn_down", "mlp.down_proj", vec![h, i]),
+            ("attn_norm", "input_layernorm", vec![h]),
+            ("ffn_norm", "post_attention_layernorm", vec![h]),
+        ] {
+            out.push((
+                format!("model.layers.{l}.{hf}.weight"),
+                format!("blk.{l}.{gg}.weight"),
+                shape,
+            ));
+        }
+    }
+    out
+}
+
+/// The layer indices named by tensors `<prefix><N>.…`.
+fn layer_indices<'a>(names: impl Iterator<Item = &'a str>, prefix: &str) -> BTreeSet<usize> {
+    names
+        .filter_map(|n| n.strip_prefix(prefix)?.split('.').next()?.parse().ok())
+        .collect()
+}
+
+/// Checks, before any tensor data is read, that the file's tensors match the config: exactly layers
+/// `0..num_hidden_layers` present (a block count smaller or larger than the tensors is refused), and every
+/// required tensor present with the expected shape. `shape_of` looks a tensor up by its name in the file.
+fn check_tensors<'a>(
+    path: &Path,
+    cfg: &LlamaConfig,
+    names: impl Iterator<Item = &'a str>,
+    gguf: bool,
+    shape_of: impl Fn(&str) -> Option<Vec<usize>>,
+) -> Result<()> {
+    let prefix = if gguf { "blk." } else { "model.layers." };
+    let layers = layer_indices(names, prefix);
+    let want = cfg.num_hidden_layers;
+    if let Some(&last) = layers.last() {
+        if last >= want || layers.len() != want {
+            return Err(LmError::bad(
+                path,
+                format!(
+                    "the config declares {want} layers but the file has tensors for {} layer(s) (indices up to {last})",
+                    layers.len()
+                ),
+            ));
+        }
+    }
+    for (hf, gg, shape) in tensor_layout(cfg) {
+        let name = if gguf { gg } else { hf };
+        match shape_of(&name) {
+            None => {
+                return Err(LmError::MissingTensor {
+                    path: path.into(),
+                    name,
+                })
+            }
+            Some(got) if got != shape => {
+                return Err(LmError::TensorShape {
+                    path: path.into(),
+                    name,
+                    expected: shape,
+                    got,
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn unpermute(w: &Tensor, heads: usize) -> Result<Tensor> {
@@ -40,6 +136,13 @@ fn unpermute(w: &Tensor, heads: usize) -> Result<Tensor> {
 pub fn load_gguf(path: &Path) -> Result<Llama> {
     let g = GgufFile::open(path)?;
     let cfg = LlamaConfig::from_gguf(&g)?;
+    check_tensors(
+        path,
+        &cfg,
+        g.tensors.keys().map(String::as_str),
+        true,
+        |n| g.tensors.get(n).map(|t| t.shape.clone()),
+    )?;
     let tok = Tokenizer::from_gguf(&g)?;
     let get = |name: &str| g.tensor_f32(name);
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
@@ -146,13 +249,30 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<Llama> {
     if files.is_empty() {
         return Err(LmError::bad(dir, "no *.safetensors file"));
     }
-    let mut tensors = HashMap::new();
     for f in &files {
-        let m = candle_core::safetensors::load(f, &Device::Cpu)
-            .map_err(|e| LmError::bad(f, format!("not a valid safetensors file: {e}")))?;
-        tensors.extend(m);
+        tessera_core::fsx::ensure_regular_file(f)?;
     }
-    let tok = if dir.join("tokenizer.json").is_file() {
+    // SAFETY: read-only maps of regular files; a file truncated underneath us is the usual mmap caveat, accepted
+    // here as for GGUF files.
+    let st = unsafe { MmapedSafetensors::multi(&files) }
+        .map_err(|e| LmError::bad(dir, format!("not a valid set of safetensors files: {e}")))?;
+    let listed = st.tensors();
+    let shapes: HashMap<&str, Vec<usize>> = listed
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.shape().to_vec()))
+        .collect();
+    check_tensors(dir, &cfg, shapes.keys().copied(), false, |n| {
+        shapes.get(n).cloned()
+    })?;
+    let mut tensors = HashMap::new();
+    for (name, _, _) in tensor_layout(&cfg) {
+        let t = st
+            .load(&name, &Device::Cpu)
+            .map_err(|e| LmError::bad(dir, format!("tensor `{name}`: {e}")))?;
+        tensors.insert(name, t);
+    }
+    let tok = if dir.join("tokenizer.json").exists() {
+        tessera_core::fsx::ensure_regular_file(dir.join("tokenizer.json"))?;
         Some(Tokenizer::from_dir(
             dir,
             cfg.bos_token_id,

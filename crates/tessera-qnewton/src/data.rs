@@ -247,11 +247,13 @@ fn fetch_digits(dest: &Path) -> Result<()> {
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
         .ok_or_else(|| asset_err(format!("pip left no wheel in {}", dl.display())))?;
     let script = "import sys, zipfile\nopen(sys.argv[3], 'wb').write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))";
+    // Python writes a temporary file next to the destination, renamed into place once complete.
+    let part = dest.with_extension("part");
     let status = Command::new(&python)
         .args(["-c", script])
         .arg(&wheel)
         .arg(DIGITS_MEMBER)
-        .arg(dest)
+        .arg(&part)
         .status()
         .map_err(|e| asset_err(format!("could not extract {DIGITS_MEMBER}: {e}")))?;
     let _ = std::fs::remove_dir_all(&dl);
@@ -261,6 +263,7 @@ fn fetch_digits(dest: &Path) -> Result<()> {
             wheel.display()
         )));
     }
+    tessera_core::fsx::rename_durable(&part, dest)?;
     Ok(())
 }
 

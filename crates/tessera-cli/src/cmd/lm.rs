@@ -108,7 +108,6 @@ fn prompt_ids(m: &Llama, text: &str, chat: bool, system: Option<&str>) -> anyhow
 
 /// Runs `tessera generate`.
 pub fn generate(ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
-    let m = load_model(ctx, &a.model)?;
     let p = SamplingParams {
         max_tokens: a.max_tokens,
         temperature: a.temperature,
@@ -118,11 +117,16 @@ pub fn generate(ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
         seed: a.seed,
         top_logprobs: a.top_logprobs,
     };
+    tessera_lm::limits::check_sampling(&p)?;
+    let m = load_model(ctx, &a.model)?;
     let prompts: Vec<Vec<u32>> = a
         .prompt
         .iter()
         .map(|t| prompt_ids(&m, t, a.chat, a.system.as_deref()))
         .collect::<anyhow::Result<_>>()?;
+    for q in &prompts {
+        tessera_lm::limits::check_generation(m.config.max_position_embeddings, q.len(), &p)?;
+    }
     let t0 = std::time::Instant::now();
     let gens = if prompts.len() == 1 {
         let mut out = std::io::stdout();
@@ -198,16 +202,13 @@ fn run_perplexity(
     let text = tessera_core::fsx::read_to_string(text_path)?;
     let ids =
         ppl::tokenize_document(m, &text).with_context(|| format!("{}", text_path.display()))?;
+    tessera_lm::limits::check_perplexity(m.config.max_position_embeddings, window, stride)?;
     let total = if max_tokens > 0 {
         ids.len().min(max_tokens)
     } else {
         ids.len()
     };
-    let windows = if total <= window {
-        1
-    } else {
-        (total - window).div_ceil(stride) + 1
-    };
+    let windows = tessera_lm::limits::perplexity_windows(total, window, stride);
     let pb = tessera_core::progress::bar(windows as u64, "perplexity");
     let r = ppl::perplexity(m, &ids, window, stride, max_tokens, &mut |d, _| {
         pb.set_position(d as u64)
@@ -219,6 +220,7 @@ fn run_perplexity(
 
 /// Runs `tessera perplexity`.
 pub fn perplexity(ctx: &Ctx, a: PerplexityArgs) -> anyhow::Result<()> {
+    tessera_lm::limits::check_perplexity(usize::MAX, a.window, a.stride)?;
     let text = match a.text {
         Some(t) => t,
         None => wikitext_test()?,

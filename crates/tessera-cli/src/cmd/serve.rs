@@ -7,7 +7,9 @@ use std::time::Instant;
 use tessera_core::report::Report;
 use tessera_llm::bench::{self, BenchConfig};
 use tessera_llm::server::{self, ServerConfig};
-use tessera_llm::{ChatModel, ChatParams, ChatRequest, Engine, OpenAiChat, OpenAiConfig};
+use tessera_llm::{
+    ChatModel, ChatParams, ChatRequest, Engine, EngineConfig, OpenAiChat, OpenAiConfig,
+};
 
 /// `tessera serve` arguments.
 #[derive(Args)]
@@ -39,22 +41,18 @@ pub struct ServeArgs {
     /// Merge up to this many queued non-streamed greedy requests into one batch (1 = off).
     #[arg(long, default_value_t = 8)]
     pub max_batch: usize,
+    /// Memory budget in bytes, model included: requests that can never fit are refused (400), others wait or run
+    /// in smaller batches (default: the model plus 3/4 of the available memory).
+    #[arg(long)]
+    pub memory_budget: Option<u64>,
+    /// Most open connections (default: the open-file limit less 64, at most 1024).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
 }
 
-fn load_engine(
-    ctx: &Ctx,
-    model: &str,
-    workers: usize,
-    queue: usize,
-    max_batch: usize,
-) -> anyhow::Result<Arc<Engine>> {
+fn load_engine(ctx: &Ctx, model: &str, c: &EngineConfig) -> anyhow::Result<Arc<Engine>> {
     let m = super::lm::load_model(ctx, model)?;
-    Ok(Arc::new(Engine::with_batching(
-        Arc::new(m),
-        workers,
-        queue,
-        max_batch,
-    )?))
+    Ok(Arc::new(Engine::from_config(Arc::new(m), c)?))
 }
 
 /// Runs `tessera serve` until Ctrl-C.
@@ -71,8 +69,20 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<()> {
         cfg.api_key = Some(key);
     }
     cfg.default_max_tokens = a.max_tokens;
+    cfg.max_connections = a.max_connections;
+    anyhow::ensure!(a.max_tokens > 0, "--max-tokens must be at least 1");
+    anyhow::ensure!(
+        a.max_connections != Some(0),
+        "--max-connections must be at least 1"
+    );
     let id = cfg.model_id.clone();
-    let engine = load_engine(ctx, &a.model, a.workers, a.queue, a.max_batch)?;
+    let ec = EngineConfig {
+        workers: a.workers,
+        queue: a.queue,
+        max_batch: a.max_batch,
+        memory_budget: a.memory_budget,
+    };
+    let engine = load_engine(ctx, &a.model, &ec)?;
     let bind = format!("{}:{}", a.host, a.port);
     server::run_blocking(engine, cfg, &bind, |addr| {
         eprintln!("tessera serve: model `{id}` at http://{addr}/v1 (Ctrl-C to stop)");
@@ -110,10 +120,77 @@ pub struct BenchServeArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Instead: a bounded mix of hostile requests against a self-hosted server (status codes, peak RSS, /health).
+    #[arg(long)]
+    pub abuse: bool,
+    /// With --abuse: the server's memory budget in bytes (default: the model plus 3/4 of the available memory).
+    #[arg(long)]
+    pub memory_budget: Option<u64>,
+    /// With --abuse: rounds of the mix.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// With --abuse: idle connections held open throughout.
+    #[arg(long, default_value_t = 200)]
+    pub idle_connections: usize,
+}
+
+fn abuse(ctx: &Ctx, a: &BenchServeArgs, id: String) -> anyhow::Result<()> {
+    let ec = EngineConfig {
+        workers: a.workers,
+        memory_budget: a.memory_budget,
+        ..EngineConfig::default()
+    };
+    let engine = load_engine(ctx, &a.model, &ec)?;
+    let cfg = tessera_llm::abuse::AbuseConfig {
+        rounds: a.rounds,
+        idle_connections: a.idle_connections,
+        ..Default::default()
+    };
+    let r = tessera_llm::abuse::run(engine, ServerConfig::new(id.clone()), &cfg)?;
+    if a.json {
+        print_json(&serde_json::json!({ "model": id, "abuse": r }));
+        return Ok(());
+    }
+    let mb = |b: u64| b as f64 / (1u64 << 20) as f64;
+    println!(
+        "tessera bench serve --abuse: model {id}, {} rounds, {} requests, {} idle connections",
+        a.rounds, r.requests, a.idle_connections
+    );
+    for (st, n) in &r.statuses {
+        println!("  HTTP {st:>3}: {n}");
+    }
+    println!(
+        "  peak RSS {} MiB; engine peak reserved {:.1} MiB of a {:.1} MiB job budget",
+        r.peak_rss_bytes
+            .map(|b| format!("{:.1}", mb(b)))
+            .unwrap_or_else(|| "-".into()),
+        mb(r.peak_reserved_bytes),
+        mb(r.budget_bytes)
+    );
+    println!(
+        "  /health: {} probes, p50 {:.1} ms, max {:.1} ms, {} failed or >= 100 ms -> {}",
+        r.health_probes,
+        r.health_p50_ms,
+        r.health_max_ms,
+        r.health_slow,
+        if r.health_ok {
+            "stayed under 100 ms"
+        } else {
+            "NOT always under 100 ms"
+        }
+    );
+    Ok(())
 }
 
 /// Runs `tessera bench serve`.
 pub fn bench(ctx: &Ctx, a: BenchServeArgs) -> anyhow::Result<()> {
+    if a.abuse {
+        let id = a
+            .model_id
+            .clone()
+            .unwrap_or_else(|| tessera_llm::local::model_id(&a.model));
+        return abuse(ctx, &a, id);
+    }
     anyhow::ensure!(
         !a.clients.is_empty() && a.clients.iter().all(|&c| c > 0),
         "--clients must be positive"
@@ -208,7 +285,12 @@ pub fn tour(
     dir: &tessera_core::record::RunDir,
 ) -> anyhow::Result<Option<crate::tour::Section>> {
     let model = super::lm::DEFAULT_MODEL;
-    let engine = load_engine(ctx, model, 1, 16, 1)?;
+    let ec = EngineConfig {
+        queue: 16,
+        max_batch: 1,
+        ..EngineConfig::default()
+    };
+    let engine = load_engine(ctx, model, &ec)?;
     let question = "What is the capital of France? Answer in one sentence.";
     let req = ChatRequest::user(question).with_params(ChatParams {
         max_tokens: 32,
@@ -234,7 +316,7 @@ pub fn tour(
     })?;
     let json = serde_json::json!({
         "model": model, "address": addr.to_string(), "question": question,
-        "reply": reply.text(), "usage": reply.usage, "finish_reason": reply.choices[0].finish_reason,
+        "reply": reply.text(), "usage": reply.usage, "finish_reason": reply.choices.first().map(|c| c.finish_reason.clone()),
         "latency_s": latency_s, "stream_first_piece_s": first_piece_s,
         "stream_matches": streamed.text() == reply.text(),
     });
