@@ -16,6 +16,7 @@
 pub mod bench;
 pub mod blocking;
 pub mod chat;
+pub mod completions;
 pub mod engine;
 pub mod error;
 pub mod local;
@@ -35,5 +36,6 @@ pub use openai::{OpenAiChat, OpenAiConfig};
 pub use record::{Recording, ReplayChat, TranscriptEntry};
 pub use server::{ServerConfig, ServerHandle};
 pub use types::{
-    ChatMessage, ChatParams, ChatRequest, ChatResponse, Choice, TokenLogprob, TopLogprob, Usage,
+    ChatMessage, ChatParams, ChatRequest, ChatResponse, Choice, ContinuationScore, ScoreRequest,
+    ScoreResponse, TokenLogprob, TopLogprob, Usage,
 };

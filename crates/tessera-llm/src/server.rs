@@ -8,6 +8,7 @@ use crate::error::{LlmError, Result};
 use crate::local::{self, finish_name};
 use crate::types::{ChatResponse, Usage};
 use crate::wire;
+// `POST /v1/completions` (text prompts, `echo`, `logprobs`) is handled in [`crate::completions`].
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -65,6 +66,17 @@ pub fn router(engine: Arc<Engine>, cfg: ServerConfig) -> Router {
         .route("/health", get(health))
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat_completions))
+        .route(
+            "/v1/completions",
+            post(
+                |State(st): State<AppState>, h: HeaderMap, b: Bytes| async move {
+                    match check_auth(&st, &h) {
+                        Some(r) => r,
+                        None => crate::completions::handle(st.engine.clone(), &st.cfg, b).await,
+                    }
+                },
+            ),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(AppState {
             engine,
