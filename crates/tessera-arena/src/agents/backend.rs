@@ -98,7 +98,7 @@ impl ChatBackend for ScriptedBackend {
             .pop_front();
         match next {
             Some(Ok(mut v)) => {
-                while v.len() < params.n as usize {
+                while v.len() < params.n {
                     let last = v.last().cloned().unwrap_or_default();
                     v.push(last);
                 }
