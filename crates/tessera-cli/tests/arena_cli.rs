@@ -241,3 +241,62 @@ fn bench_arena_prints_its_keys() {
         ],
     );
 }
+
+/// Legal-move decoding with the real model, local and served: no forfeit, whole matches.
+#[test]
+#[ignore = "needs assets"]
+fn smollm2_plays_constrained_locally_and_served() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let local = run_json(
+        tessera()
+            .args([
+                "arena",
+                "match",
+                "--agents",
+                "prompt+legal:local:smollm2-135m,random",
+            ])
+            .args(["--games", "kuhn_poker", "--json", "--out"])
+            .arg(dir.path().join("local")),
+    );
+    assert_eq!(local["matches"], 2);
+    assert_eq!(local["completion_rate"], 1.0);
+    assert_eq!(local["error_profile"], serde_json::json!({}));
+    // `tessera serve` on a free port; the OpenAI client scores through /v1/completions (echo + logprobs).
+    let mut server = tessera()
+        .args(["serve", "smollm2-135m", "--port", "0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(server.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("server output").unwrap();
+        if let Some(rest) = line.split_once(" at ").map(|x| x.1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let spec = format!("prompt+legal:openai:{url}#smollm2-135m,random");
+    let served = tessera()
+        .args([
+            "arena",
+            "match",
+            "--agents",
+            &spec,
+            "--games",
+            "kuhn_poker",
+            "--json",
+            "--out",
+        ])
+        .arg(dir.path().join("served"))
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    assert!(
+        served.status.success(),
+        "{}",
+        String::from_utf8_lossy(&served.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&served.stdout).unwrap();
+    assert_eq!(v["completion_rate"], 1.0);
+    assert_eq!(v["error_profile"], serde_json::json!({}));
+}
