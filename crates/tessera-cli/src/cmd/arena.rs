@@ -37,15 +37,15 @@ pub struct PlayArgs {
     /// Games, comma-separated (default: all ten).
     #[arg(long, value_delimiter = ',')]
     pub games: Vec<GameId>,
-    /// Agent specs, comma-separated: random, mcts[:sims=N], ismcts[:sims=N], mcts_clairvoyant, cfr, cfr+, tft,
-    /// prompt|cot|sccot|tot:<backend spec>, prompt+legal|cot+legal|sccot+legal:<backend spec>. A spec may repeat
-    /// (self-play; labelled spec#1, spec#2).
+    /// Agent specs, comma-separated: random, mcts (or mcts:sims=N), ismcts, mcts_clairvoyant, cfr, cfr+, tft,
+    /// prompt|cot|sccot|tot:BACKEND (free text), prompt+legal|cot+legal|sccot+legal:BACKEND (legal-move
+    /// decoding). A spec may repeat (self-play; labelled spec#1, spec#2).
     #[arg(long, value_delimiter = ',', required_unless_present = "config")]
     pub agents: Vec<AgentSpec>,
     /// Matches per pairing and game.
     #[arg(long)]
     pub matches: Option<usize>,
-    /// Output directory (default runs/arena-<time>); rerunning with the same directory resumes.
+    /// Output directory (default runs/arena-TIME); rerunning with the same directory resumes.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Tournament seed.
