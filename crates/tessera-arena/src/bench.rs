@@ -54,7 +54,7 @@ pub fn mcts_speed(game: GameId, sims: u32, moves: usize, seed: u64, true_state: 
         _ => 0,
     };
     let (searcher, total_sims, secs) = if game.imperfect_information() && !true_state {
-        let mut s = IsMcts::new(2.0, sims);
+        let mut s = IsMcts::new(crate::agents::UCT_C, sims);
         s.search(&g, player, &mut rng);
         let t0 = Instant::now();
         for _ in 0..moves {
@@ -164,4 +164,143 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
     let d = std::env::temp_dir().join(format!("tessera-arena-bench-{}", std::process::id()));
     std::fs::create_dir_all(&d).map_err(|e| ArenaError::Core(tessera_core::Error::io(&d, e)))?;
     Ok(d)
+}
+
+/// Settings of `tessera bench arena`.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Games to time.
+    pub games: Vec<GameId>,
+    /// MCTS simulations per move.
+    pub sims: u32,
+    /// Timed searches per game.
+    pub moves: usize,
+    /// Random-vs-random matches timed per game.
+    pub random_matches: usize,
+    /// MCTS-vs-random matches timed per game.
+    pub mcts_matches: usize,
+    /// Python with open_spiel 1.4 for the side-by-side comparison.
+    pub python: String,
+    /// Timed moves of OpenSpiel's Python MCTSBot per game.
+    pub python_moves: usize,
+}
+
+/// One row of the speed table.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchRow {
+    /// Game id.
+    pub game: String,
+    /// Tessera's MCTS timing.
+    pub mcts: MctsSpeed,
+    /// OpenSpiel C++ ms per move (comparable rows only).
+    pub openspiel_cpp_ms: Option<f64>,
+    /// OpenSpiel Python ms per move (comparable rows only).
+    pub openspiel_python_ms: Option<f64>,
+    /// Random-vs-random matches per second.
+    pub random_vs_random_matches_per_s: f64,
+    /// MCTS-vs-random matches per second.
+    pub mcts_vs_random_matches_per_s: f64,
+}
+
+/// The result of [`run_bench`]; serialises to `{sims, games: [BenchRow], openspiel}`.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// Simulations per move.
+    pub sims: u32,
+    /// Rows (imperfect-information games get a second, true-state row when OpenSpiel timed them).
+    pub games: Vec<BenchRow>,
+    /// The OpenSpiel script's raw output.
+    pub openspiel: serde_json::Value,
+}
+
+/// Times Tessera's MCTS and match throughput per game, next to OpenSpiel's `MCTSBot`.
+pub fn run_bench(cfg: &BenchConfig) -> Result<BenchReport> {
+    let os = openspiel_times(
+        &cfg.python,
+        &cfg.games,
+        cfg.sims,
+        cfg.moves,
+        cfg.python_moves,
+    )?;
+    let mut rows = Vec::new();
+    for &g in &cfg.games {
+        let rr = matches_per_second(g, "random", "random", cfg.random_matches, 2)?;
+        let mcts = format!("mcts:sims={}", cfg.sims);
+        let mr = matches_per_second(g, &mcts, "random", cfg.mcts_matches, 3)?;
+        let cpp = os.get(g.id()).and_then(|v| v["cpp_ms"].as_f64());
+        let py = os.get(g.id()).and_then(|v| v["python_ms"].as_f64());
+        let mut variants = vec![false];
+        if g.imperfect_information() && cpp.is_some() {
+            variants.push(true);
+        }
+        for true_state in variants {
+            let comparable = !g.imperfect_information() || true_state;
+            rows.push(BenchRow {
+                game: g.id().to_string(),
+                mcts: mcts_speed(g, cfg.sims, cfg.moves, 1, true_state),
+                openspiel_cpp_ms: cpp.filter(|_| comparable),
+                openspiel_python_ms: py.filter(|_| comparable),
+                random_vs_random_matches_per_s: rr,
+                mcts_vs_random_matches_per_s: mr,
+            });
+        }
+    }
+    Ok(BenchReport {
+        sims: cfg.sims,
+        games: rows,
+        openspiel: os,
+    })
+}
+
+impl BenchReport {
+    /// The side-by-side table (speedup = OpenSpiel ms / Tessera ms), with a header line.
+    pub fn markdown(&self) -> String {
+        let cell = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into());
+        let rows: Vec<Vec<String>> = self
+            .games
+            .iter()
+            .map(|r| {
+                let ratio = |x: Option<f64>| {
+                    x.map(|v| format!("{:.1}×", v / r.mcts.ms_per_move))
+                        .unwrap_or_else(|| "–".into())
+                };
+                vec![
+                    r.game.clone(),
+                    r.mcts.searcher.clone(),
+                    format!("{:.3}", r.mcts.ms_per_move),
+                    format!("{:.0}", r.mcts.sims_per_s),
+                    cell(r.openspiel_cpp_ms),
+                    ratio(r.openspiel_cpp_ms),
+                    cell(r.openspiel_python_ms),
+                    ratio(r.openspiel_python_ms),
+                    format!("{:.0}", r.random_vs_random_matches_per_s),
+                    format!("{:.2}", r.mcts_vs_random_matches_per_s),
+                ]
+            })
+            .collect();
+        let mut s = String::new();
+        if let Some(x) = self.openspiel.get("skipped") {
+            s.push_str(&format!(
+                "OpenSpiel comparison skipped: {}\n",
+                x.as_str().unwrap_or("")
+            ));
+        }
+        s.push_str(&format!("MCTS c={}, {} simulations, 1 random rollout, solver on (OpenSpiel settings); start positions; speedup = OpenSpiel ms / Tessera ms\n", crate::agents::UCT_C, self.sims));
+        s.push_str(&tessera_core::report::markdown_table(
+            &[
+                "game",
+                "searcher",
+                "Tessera ms/move",
+                "sims/s",
+                "OpenSpiel C++ ms",
+                "speedup",
+                "OpenSpiel Python ms",
+                "speedup",
+                "random-vs-random matches/s",
+                "mcts-vs-random matches/s",
+            ],
+            &rows,
+        ));
+        s
+    }
 }

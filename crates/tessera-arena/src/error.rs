@@ -3,9 +3,10 @@
 /// Errors returned by the arena library.
 #[derive(Debug, thiserror::Error)]
 pub enum ArenaError {
-    /// A configuration names an unknown game, agent or an invalid combination.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// Invalid input: an unknown game or agent spec, an invalid combination, a run directory holding another
+    /// run's settings. The one variant for every user error.
+    #[error("invalid input: {0}")]
+    Invalid(String),
     /// An LLM backend could not be reached (network, server down); the match is recorded as an infrastructure failure.
     #[error("infrastructure failure: {0}")]
     Infrastructure(String),

@@ -4,8 +4,10 @@
 //! - [`game`]: the one [`game::Game`] trait; [`games`]: the ten games of the paper's Table 1 with OpenSpiel 1.4
 //!   rules.
 //! - [`agents`]: Random, MCTS (UCT + MCTS-Solver), information-set MCTS, CFR/CFR+, Tit-for-Tat, LLM agents.
-//! - [`tournament`]: matches, JSONL records, resume; [`metrics`]: NRA (§2.2), Elo, Bradley–Terry, regret.
-#![warn(missing_docs)]
+//! - [`tournament`]: matches, JSONL records, resume with a settings guard; [`metrics`]: NRA (§2.2), Elo,
+//!   Bradley–Terry, regret.
+//! - [`runner`]: the typed entry points ([`ArenaConfig`] → [`run`] → [`ArenaRun`], [`recompute`], [`tour`]).
+#![deny(missing_docs)]
 
 pub mod agents;
 pub mod bench;
@@ -14,8 +16,10 @@ pub mod game;
 pub mod games;
 pub mod metrics;
 pub mod report;
+pub mod runner;
 pub mod tournament;
 
 pub use error::{ArenaError, Result};
 pub use game::{Action, Game, Turn};
 pub use games::{AnyGame, GameId, ALL_GAMES};
+pub use runner::{recompute, run, tour, ArenaConfig, ArenaRun, TourSection};

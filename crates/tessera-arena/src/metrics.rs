@@ -86,6 +86,8 @@ pub struct PairStats {
     pub forfeits: usize,
     /// NRA of the agent against the opponent.
     pub nra: f64,
+    /// Bootstrap 95% interval of `nra` (matches resampled with replacement).
+    pub nra_ci: (f64, f64),
 }
 
 /// One agent's line in a leaderboard.
@@ -113,6 +115,8 @@ pub struct AgentStats {
     pub regret: Option<f64>,
     /// Mean game return per match (chips, points, reward) over completed matches.
     pub mean_return: f64,
+    /// Mean wall-clock seconds of the matches it played.
+    pub seconds_per_match: f64,
 }
 
 /// Ratings and tables of one game (or of all games together when `game` is `None`).
@@ -319,12 +323,19 @@ fn board(
         .collect();
     let mut regret_acc = vec![(0.0, 0usize); n];
     let mut return_acc = vec![(0.0, 0usize); n];
+    let mut time_acc = vec![0.0; n];
+    let mut per_pair: BTreeMap<(usize, usize), Vec<(f64, f64)>> = BTreeMap::new();
     for r in records {
         let s = match_scores(r);
         let ids = [idx(&r.seats[0]), idx(&r.seats[1])];
         results.push((ids[0], ids[1], outcome(s)));
         for seat in 0..2 {
             let me = ids[seat];
+            per_pair
+                .entry((me, ids[1 - seat]))
+                .or_default()
+                .push((s[seat], s[1 - seat]));
+            time_acc[me] += r.duration_s;
             let st = pairs.entry((me, ids[1 - seat])).or_default();
             st.matches += 1;
             st.score += s[seat];
@@ -385,12 +396,15 @@ fn board(
         };
         st.regret = (regret_acc[i].1 > 0).then(|| regret_acc[i].0 / regret_acc[i].1 as f64);
         st.mean_return = return_acc[i].0 / return_acc[i].1.max(1) as f64;
+        st.seconds_per_match = time_acc[i] / st.matches.max(1) as f64;
     }
     stats.sort_by(|a, b| b.nra.total_cmp(&a.nra).then(b.bt.total_cmp(&a.bt)));
     let pairs = pairs
         .into_iter()
         .map(|((a, b), mut p)| {
             p.nra = nra(p.score, p.opponent_score);
+            let tag = format!("nra-ci|{}|{}", names[a], names[b]);
+            p.nra_ci = nra_interval(&per_pair[&(a, b)], bootstrap, seed, &tag);
             (names[a].clone(), names[b].clone(), p)
         })
         .collect();
@@ -399,6 +413,34 @@ fn board(
         agents: stats,
         pairs,
     }
+}
+
+/// Bootstrap 95% interval of the NRA of per-match scores `(own, opponent)`: `resamples` resamples of the matches
+/// with replacement, 2.5% and 97.5% quantiles (the point estimate twice when `resamples` is 0).
+pub fn nra_interval(scores: &[(f64, f64)], resamples: usize, seed: u64, tag: &str) -> (f64, f64) {
+    let point = nra(
+        scores.iter().map(|s| s.0).sum(),
+        scores.iter().map(|s| s.1).sum(),
+    );
+    if resamples == 0 || scores.len() < 2 {
+        return (point, point);
+    }
+    use rand::Rng as _;
+    let mut rng = tessera_core::rng::derived(seed, tag);
+    let mut v: Vec<f64> = (0..resamples)
+        .map(|_| {
+            let (mut a, mut b) = (0.0, 0.0);
+            for _ in 0..scores.len() {
+                let s = scores[rng.gen_range(0..scores.len())];
+                a += s.0;
+                b += s.1;
+            }
+            nra(a, b)
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| v[((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+    (q(0.025), q(0.975))
 }
 
 /// Computes every metric over scored match records (see [`crate::tournament::scored`]).
@@ -526,5 +568,21 @@ mod tests {
         ];
         assert_eq!(ipd_regret(&r, 0), (3.0, 2));
         assert_eq!(ipd_regret(&r, 1), (2.0, 2));
+    }
+
+    #[test]
+    fn nra_interval_brackets_the_estimate_and_narrows_with_more_matches() {
+        let few: Vec<(f64, f64)> = (0..10)
+            .map(|i| if i < 7 { (1.0, 0.0) } else { (0.0, 1.0) })
+            .collect();
+        let many: Vec<(f64, f64)> = (0..200)
+            .map(|i| if i % 10 < 7 { (1.0, 0.0) } else { (0.0, 1.0) })
+            .collect();
+        let (lo, hi) = nra_interval(&few, 500, 1, "t");
+        assert!(lo <= 0.4 && 0.4 <= hi && lo < hi, "{lo} {hi}");
+        let (lo2, hi2) = nra_interval(&many, 500, 1, "t");
+        assert!(lo2 <= 0.4 && 0.4 <= hi2);
+        assert!(hi2 - lo2 < hi - lo);
+        assert_eq!(nra_interval(&few, 0, 1, "t"), (0.4, 0.4));
     }
 }

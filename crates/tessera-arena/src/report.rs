@@ -198,7 +198,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = TournamentConfig::new(
             vec![GameId::Nim, GameId::BlindAuction, GameId::PrisonersDilemma],
-            vec!["random".into(), "mcts:sims=30".into(), "tft".into()],
+            ["random", "mcts:sims=30", "tft"]
+                .iter()
+                .map(|s| s.parse().unwrap())
+                .collect(),
         );
         cfg.matches = 4;
         let s = run_tournament(&cfg, dir.path(), &|_| {}).unwrap();

@@ -1,10 +1,15 @@
 //! Matches and tournaments (GTBench `gamingbench/main.py`, made reproducible and resumable).
 //!
 //! Every pairing of two agents plays `matches` matches per game, seats swapped at half (GTBench's
-//! `--exchange-first-player`). Each match has its own seed derived from the tournament seed and the match key,
-//! so results do not depend on scheduling. Each finished match is appended to `matches.jsonl` at once; a rerun
-//! with the same output directory skips every match whose last record is `ok` or `forfeit` and retries matches
-//! that failed for infrastructure reasons (unreachable backend), which are never scored.
+//! `--exchange-first-player`). The same spec may sit on both seats (self-play): its two entries are labelled
+//! `spec#1` and `spec#2` in the records. Each match has its own seed derived from the tournament seed and the
+//! pairing, so results do not depend on scheduling.
+//!
+//! Resume integrity: the output directory holds `settings.json` (everything that defines the matches: games,
+//! agents, matches per pairing, seed, LLM options) and the journal `matches.jsonl` ([`tessera_core::journal`]).
+//! A rerun with the same settings skips every match whose last record is `ok` or `forfeit` and retries those that
+//! failed for infrastructure reasons (unreachable backend, never scored); a rerun with different settings is
+//! refused. Match keys carry the seed too (`game|A|B|index|seed=S`), so records of another run never count.
 use crate::agents::backend::{BackendFactory, ChatBackend};
 use crate::agents::llm::{LlmOptions, LlmTrace};
 use crate::agents::{AgentFailure, AgentSpec, ForfeitKind};
@@ -16,14 +21,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use tessera_core::journal::{check_settings, Journal};
 
 /// Tournament settings.
 #[derive(Clone)]
 pub struct TournamentConfig {
     /// Games to play.
     pub games: Vec<GameId>,
-    /// Agent specs (each unordered pair plays).
-    pub agents: Vec<String>,
+    /// Agents (each unordered pair of entries plays; an entry may repeat for self-play).
+    pub agents: Vec<AgentSpec>,
     /// Matches per pairing and game (seats swapped at half).
     pub matches: usize,
     /// Tournament seed.
@@ -36,19 +42,69 @@ pub struct TournamentConfig {
     pub backends: Option<BackendFactory>,
 }
 
+/// Matches per pairing of `tessera arena tournament` (GTBench: 50).
+pub const DEFAULT_TOURNAMENT_MATCHES: usize = 50;
+
 impl TournamentConfig {
     /// Defaults: 50 matches, seed 0, 1 match at a time.
-    pub fn new(games: Vec<GameId>, agents: Vec<String>) -> Self {
+    pub fn new(games: Vec<GameId>, agents: Vec<AgentSpec>) -> Self {
         TournamentConfig {
             games,
             agents,
-            matches: 50,
+            matches: DEFAULT_TOURNAMENT_MATCHES,
             seed: 0,
             parallel: 1,
             llm: LlmOptions::default(),
             backends: None,
         }
     }
+
+    /// The record label of each agent entry: its spec, with `#1`, `#2`, ... when the same spec is listed more
+    /// than once (self-play).
+    pub fn labels(&self) -> Vec<String> {
+        let names: Vec<String> = self.agents.iter().map(|a| a.to_string()).collect();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        names
+            .iter()
+            .map(|n| {
+                let total = names.iter().filter(|m| *m == n).count();
+                let k = seen.entry(n).or_insert(0);
+                *k += 1;
+                if total > 1 {
+                    format!("{n}#{k}")
+                } else {
+                    n.clone()
+                }
+            })
+            .collect()
+    }
+
+    /// What defines the matches of this configuration (stored as `settings.json`; not `parallel`, which does
+    /// not change results).
+    pub fn settings(&self) -> Settings {
+        Settings {
+            games: self.games.clone(),
+            agents: self.labels(),
+            matches: self.matches,
+            seed: self.seed,
+            llm: self.llm.clone(),
+        }
+    }
+}
+
+/// The settings guard of a run directory: a rerun must match them exactly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Games.
+    pub games: Vec<GameId>,
+    /// Agent labels (specs, `#k` for self-play).
+    pub agents: Vec<String>,
+    /// Matches per pairing.
+    pub matches: usize,
+    /// Tournament seed.
+    pub seed: u64,
+    /// LLM agent options (sampling, retries, SC-CoT samples, ToT breadth).
+    pub llm: LlmOptions,
 }
 
 /// One move in a match record.
@@ -94,7 +150,7 @@ pub enum Status {
 /// One JSONL match record.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MatchRecord {
-    /// Unique key `game|agentA|agentB|index` (A, B = pairing order, not seats).
+    /// Unique key `game|agentA|agentB|index|seed=S` (A, B = pairing order, not seats).
     pub key: String,
     /// Game id.
     pub game: GameId,
@@ -102,7 +158,7 @@ pub struct MatchRecord {
     pub seed: u64,
     /// Index within the pairing.
     pub index: usize,
-    /// Agent spec in seat 0 and seat 1.
+    /// Agent label in seat 0 and seat 1 (the spec, `#k` for self-play).
     pub seats: [String; 2],
     /// Moves in order, chance outcomes marked.
     pub moves: Vec<MoveRecord>,
@@ -124,10 +180,10 @@ pub struct MatchRecord {
     pub duration_s: f64,
 }
 
-/// Resolved backends per LLM agent spec.
+/// Resolved backends per agent label.
 type BackendMap = HashMap<String, Arc<dyn ChatBackend>>;
 
-/// Plays one match between `seats[0]` and `seats[1]` with `seed`.
+/// Plays one match between `seats[0]` and `seats[1]` (labelled `seat_names`) with `seed`.
 pub fn play_match(
     game: GameId,
     seats: [&AgentSpec; 2],
@@ -234,19 +290,23 @@ pub struct Job {
     pub pair: (usize, usize),
     /// Index within the pairing.
     pub index: usize,
-    /// Record key.
+    /// Record key (includes the seed).
     pub key: String,
+    /// The match seed.
+    pub seed: u64,
 }
 
-/// The schedule: every unordered pair of agents, every game both support, `matches` each.
+/// The schedule: every unordered pair of agent entries, every game both support, `matches` each.
 /// Returns the jobs and the (game, agent) combinations skipped as unsupported.
-pub fn schedule(cfg: &TournamentConfig, specs: &[AgentSpec]) -> (Vec<Job>, Vec<String>) {
+pub fn schedule(cfg: &TournamentConfig) -> (Vec<Job>, Vec<String>) {
+    let labels = cfg.labels();
+    let specs = &cfg.agents;
     let mut jobs = Vec::new();
     let mut skipped = Vec::new();
     for &game in &cfg.games {
         for i in 0..specs.len() {
             if !specs[i].supports(game) {
-                skipped.push(format!("{} does not play {}", cfg.agents[i], game.id()));
+                skipped.push(format!("{} does not play {}", labels[i], game.id()));
                 continue;
             }
             for (j, spec_j) in specs.iter().enumerate().skip(i + 1) {
@@ -254,12 +314,13 @@ pub fn schedule(cfg: &TournamentConfig, specs: &[AgentSpec]) -> (Vec<Job>, Vec<S
                     continue;
                 }
                 for m in 0..cfg.matches {
-                    let key = format!("{}|{}|{}|{}", game.id(), cfg.agents[i], cfg.agents[j], m);
+                    let pairing = format!("{}|{}|{}|{}", game.id(), labels[i], labels[j], m);
                     jobs.push(Job {
                         game,
                         pair: (i, j),
                         index: m,
-                        key,
+                        key: format!("{pairing}|seed={}", cfg.seed),
+                        seed: tessera_core::rng::derive_seed(cfg.seed, &pairing),
                     });
                 }
             }
@@ -268,16 +329,9 @@ pub fn schedule(cfg: &TournamentConfig, specs: &[AgentSpec]) -> (Vec<Job>, Vec<S
     (jobs, skipped)
 }
 
-/// Reads the records of `path` (missing file: none). Unreadable lines (a torn last line) are skipped.
+/// Reads the records of a journal (missing file: none); a torn last line is dropped, a corrupt line is an error.
 pub fn read_records(path: &Path) -> Result<Vec<MatchRecord>> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let text = tessera_core::fsx::read_to_string(path)?;
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<MatchRecord>(l).ok())
-        .collect())
+    Ok(Journal::open::<MatchRecord>(path)?.1)
 }
 
 /// The last record per key, dropping infrastructure failures (unscored).
@@ -312,59 +366,59 @@ pub struct RunSummary {
     pub skipped: Vec<String>,
 }
 
-/// Resolves every LLM agent's backend through the factory (once per spec).
-fn resolve_backends(cfg: &TournamentConfig, specs: &[AgentSpec]) -> Result<BackendMap> {
+/// Resolves every LLM agent's backend through the factory (keyed by label; the factory shares one backend per
+/// spec).
+fn resolve_backends(cfg: &TournamentConfig, labels: &[String]) -> Result<BackendMap> {
     let mut map = BackendMap::new();
-    for (name, spec) in cfg.agents.iter().zip(specs) {
+    for (name, spec) in labels.iter().zip(&cfg.agents) {
         if let AgentSpec::Llm { backend, .. } = spec {
             let f = cfg.backends.as_ref().ok_or_else(|| {
-                ArenaError::Config(format!("agent '{name}': LLM backends are not available in this build yet (no backend factory plugged in)"))
+                ArenaError::Invalid(format!("agent '{name}': LLM backends are not available in this build yet (no backend factory plugged in)"))
             })?;
-            let b = f(backend).map_err(|e| ArenaError::Config(format!("agent '{name}': {e}")))?;
+            let b = f(backend).map_err(|e| ArenaError::Invalid(format!("agent '{name}': {e}")))?;
             map.insert(name.clone(), b);
         }
     }
     Ok(map)
 }
 
-/// Runs (or resumes) a tournament writing `out/matches.jsonl`. `on_record` sees each record as it finishes.
+/// Runs (or resumes) a tournament writing `out/settings.json` and `out/matches.jsonl`. `on_record` sees each
+/// record as it finishes. A directory holding another configuration's run is refused.
 pub fn run_tournament(
     cfg: &TournamentConfig,
     out: &Path,
     on_record: &(dyn Fn(&MatchRecord) + Sync),
 ) -> Result<RunSummary> {
     if cfg.agents.len() < 2 {
-        return Err(ArenaError::Config(
+        return Err(ArenaError::Invalid(
             "a tournament needs at least two agents".into(),
         ));
     }
     if cfg.games.is_empty() {
-        return Err(ArenaError::Config("no games given".into()));
+        return Err(ArenaError::Invalid("no games given".into()));
     }
-    let specs: Vec<AgentSpec> = cfg
-        .agents
-        .iter()
-        .map(|a| AgentSpec::parse(a))
-        .collect::<Result<_>>()?;
-    let mut seen = HashSet::new();
-    for a in &cfg.agents {
-        if !seen.insert(a) {
-            return Err(ArenaError::Config(format!("agent '{a}' is listed twice")));
-        }
+    if cfg.matches == 0 {
+        return Err(ArenaError::Invalid("matches must be at least 1".into()));
     }
-    let backends = resolve_backends(cfg, &specs)?;
-    let path = out.join("matches.jsonl");
-    // A run killed mid-write can leave a torn last line: start appending on a fresh line.
-    if let Ok(bytes) = std::fs::read(&path) {
-        if bytes.last().is_some_and(|&b| b != b'\n') {
-            tessera_core::fsx::append_line(&path, "")?;
-        }
-    }
-    let done: HashSet<String> = scored(&read_records(&path)?)
-        .into_iter()
-        .map(|r| r.key)
-        .collect();
-    let (jobs, skipped) = schedule(cfg, &specs);
+    let labels = cfg.labels();
+    let backends = resolve_backends(cfg, &labels)?;
+    std::fs::create_dir_all(out).map_err(|e| tessera_core::Error::io(out, e))?;
+    check_settings(&out.join("settings.json"), &cfg.settings()).map_err(|e| {
+        let e = match e {
+            tessera_core::Error::InvalidInput(m) => m,
+            other => other.to_string(),
+        };
+        ArenaError::Invalid(format!(
+            "{e} (this run: seed {}, {} matches per pairing, agents {}; --out {})",
+            cfg.seed,
+            cfg.matches,
+            labels.join(","),
+            out.display()
+        ))
+    })?;
+    let (journal, existing) = Journal::open::<MatchRecord>(out.join("matches.jsonl"))?;
+    let done: HashSet<String> = scored(&existing).into_iter().map(|r| r.key).collect();
+    let (jobs, skipped) = schedule(cfg);
     let pending: Vec<&Job> = jobs.iter().filter(|j| !done.contains(&j.key)).collect();
     let writer = Mutex::new(());
     let infra = std::sync::atomic::AtomicUsize::new(0);
@@ -372,7 +426,7 @@ pub fn run_tournament(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.parallel.max(1))
         .build()
-        .map_err(|e| ArenaError::Config(format!("thread pool: {e}")))?;
+        .map_err(|e| ArenaError::Invalid(format!("thread pool: {e}")))?;
     let results: Vec<Result<()>> = pool.install(|| {
         pending
             .par_iter()
@@ -383,12 +437,11 @@ pub fn run_tournament(
                 } else {
                     (j, i)
                 };
-                let seed = tessera_core::rng::derive_seed(cfg.seed, &job.key);
                 let mut rec = play_match(
                     job.game,
-                    [&specs[s0], &specs[s1]],
                     [&cfg.agents[s0], &cfg.agents[s1]],
-                    seed,
+                    [&labels[s0], &labels[s1]],
+                    job.seed,
                     &backends,
                     &cfg.llm,
                 )?;
@@ -397,12 +450,11 @@ pub fn run_tournament(
                 if rec.status == Status::Infrastructure {
                     infra.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                let line = serde_json::to_string(&rec)?;
                 {
                     let _guard = writer
                         .lock()
-                        .map_err(|_| ArenaError::Config("writer lock poisoned".into()))?;
-                    tessera_core::fsx::append_line(&path, &line)?;
+                        .map_err(|_| ArenaError::Invalid("writer lock poisoned".into()))?;
+                    journal.append(&rec)?;
                 }
                 on_record(&rec);
                 bar.inc(1);
@@ -415,7 +467,7 @@ pub fn run_tournament(
         r?;
     }
     Ok(RunSummary {
-        records: path,
+        records: journal.path().to_path_buf(),
         scheduled: jobs.len(),
         resumed: jobs.len() - pending.len(),
         played: pending.len(),
@@ -424,17 +476,30 @@ pub fn run_tournament(
     })
 }
 
+/// The scored records of this configuration's matches in `out` (the last record per scheduled key).
+pub fn scored_for(cfg: &TournamentConfig, out: &Path) -> Result<Vec<MatchRecord>> {
+    let keys: HashSet<String> = schedule(cfg).0.into_iter().map(|j| j.key).collect();
+    Ok(scored(&read_records(&out.join("matches.jsonl"))?)
+        .into_iter()
+        .filter(|r| keys.contains(&r.key))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::agents::backend::{BackendError, ScriptedBackend};
+
+    fn specs(names: &[&str]) -> Vec<AgentSpec> {
+        names.iter().map(|n| n.parse().unwrap()).collect()
+    }
 
     #[test]
     fn records_resume_and_seats_swap() {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = TournamentConfig::new(
             vec![GameId::TicTacToe, GameId::KuhnPoker],
-            vec!["random".into(), "mcts:sims=20".into()],
+            specs(&["random", "mcts:sims=20"]),
         );
         cfg.matches = 4;
         cfg.parallel = 2;
@@ -483,11 +548,10 @@ mod tests {
     #[test]
     fn unreachable_backend_is_recorded_as_infrastructure_and_retried() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = TournamentConfig::new(
-            vec![GameId::TicTacToe],
-            vec!["random".into(), "prompt:mock".into()],
-        );
+        let mut cfg =
+            TournamentConfig::new(vec![GameId::TicTacToe], specs(&["random", "prompt:mock"]));
         cfg.matches = 2;
+        cfg.llm.retries = 0;
         let down: BackendFactory = Arc::new(|_s: &str| {
             Ok(Arc::new(ScriptedBackend::new(vec![Err(
                 BackendError::Infrastructure("connection refused".into()),
@@ -502,7 +566,6 @@ mod tests {
             Ok(Arc::new(ScriptedBackend::single(&["no idea"; 20])) as Arc<dyn ChatBackend>)
         });
         cfg.backends = Some(up);
-        cfg.llm.retries = 0;
         let s = run_tournament(&cfg, dir.path(), &|_| {}).unwrap();
         assert_eq!((s.played, s.infrastructure_failures), (2, 0));
         let recs = scored(&read_records(&s.records).unwrap());
@@ -517,7 +580,69 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("LLM backends are not available"), "{err}");
-        cfg.agents = vec!["random".into(), "alphago".into()];
-        assert!(run_tournament(&cfg, dir.path(), &|_| {}).is_err());
+        assert!("alphago".parse::<AgentSpec>().is_err());
+    }
+
+    #[test]
+    fn self_play_gets_distinct_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = TournamentConfig::new(
+            vec![GameId::Nim],
+            specs(&["random", "random", "mcts:sims=10"]),
+        );
+        cfg.matches = 2;
+        assert_eq!(cfg.labels(), ["random#1", "random#2", "mcts:sims=10"]);
+        let s = run_tournament(&cfg, dir.path(), &|_| {}).unwrap();
+        assert_eq!(
+            s.played, 6,
+            "three pairings, including random#1 vs random#2"
+        );
+        let recs = read_records(&s.records).unwrap();
+        let selfplay: Vec<_> = recs
+            .iter()
+            .filter(|r| {
+                r.seats.contains(&"random#1".to_string())
+                    && r.seats.contains(&"random#2".to_string())
+            })
+            .collect();
+        assert_eq!(selfplay.len(), 2);
+        assert_ne!(
+            selfplay[0].seats[0], selfplay[1].seats[0],
+            "seats swap in self-play too"
+        );
+        let m = crate::metrics::compute(&scored(&recs), 0, 10);
+        assert_eq!(m.overall.agents.len(), 3);
+    }
+
+    #[test]
+    fn rerun_with_other_settings_is_refused_and_same_settings_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg =
+            TournamentConfig::new(vec![GameId::TicTacToe], specs(&["random", "mcts:sims=10"]));
+        cfg.matches = 2;
+        let first = run_tournament(&cfg, dir.path(), &|_| {}).unwrap();
+        assert!(first.records.ends_with("matches.jsonl"));
+        assert!(dir.path().join("settings.json").exists());
+        assert!(read_records(&first.records)
+            .unwrap()
+            .iter()
+            .all(|r| r.key.ends_with("|seed=0")));
+        for change in 0..3 {
+            let mut other = cfg.clone();
+            match change {
+                0 => other.seed = 1,
+                1 => other.matches = 4,
+                _ => other.llm.params.temperature = 0.7,
+            }
+            let err = run_tournament(&other, dir.path(), &|_| {})
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("different settings"), "{err}");
+        }
+        // `parallel` does not define matches: resuming with another value is fine and replays nothing.
+        cfg.parallel = 2;
+        let again = run_tournament(&cfg, dir.path(), &|_| {}).unwrap();
+        assert_eq!((again.played, again.resumed), (0, 2));
+        assert_eq!(scored_for(&cfg, dir.path()).unwrap().len(), 2);
     }
 }

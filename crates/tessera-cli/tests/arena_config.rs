@@ -26,16 +26,35 @@ fn toml_config_drives_a_tournament_and_flags_override_it() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let lines = std::fs::read_to_string(out.join("matches.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 2);
-    // --matches on the command line wins over the file; the run resumes and adds two matches.
+    // --matches on the command line wins over the file: 4 matches per pairing are other settings (the seats swap
+    // at half), so resuming the 2-match run with them is refused and the records stay as they were.
     let o = tessera()
         .args(["arena", "tournament", "--matches", "4", "--config"])
         .arg(&cfg)
         .arg("--json")
         .output()
         .unwrap();
-    assert!(o.status.success());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("different settings"));
     assert_eq!(
         std::fs::read_to_string(out.join("matches.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    let other = dir.path().join("run4");
+    let o = tessera()
+        .args(["arena", "tournament", "--matches", "4", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&other)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(other.join("matches.jsonl"))
             .unwrap()
             .lines()
             .count(),

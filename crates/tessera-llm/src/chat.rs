@@ -1,6 +1,6 @@
 //! The [`ChatModel`] trait every backend implements.
 use crate::error::Result;
-use crate::types::{ChatRequest, ChatResponse};
+use crate::types::{ChatRequest, ChatResponse, ScoreRequest, ScoreResponse};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -17,4 +17,19 @@ pub trait ChatModel: Send + Sync {
 
     /// Completes the conversation.
     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse>>;
+
+    /// The log-likelihood of each continuation after the conversation (and the shared assistant prefix).
+    ///
+    /// Backends that cannot score answer [`crate::LlmError::Invalid`] (the default): the local runtime and
+    /// OpenAI-compatible servers that offer `/v1/completions` with `echo` and `logprobs` (vLLM, `tessera serve`)
+    /// can.
+    fn score<'a>(&'a self, req: &'a ScoreRequest) -> BoxFuture<'a, Result<ScoreResponse>> {
+        let _ = req;
+        Box::pin(async move {
+            Err(crate::LlmError::Invalid(format!(
+                "backend `{}` cannot score continuations",
+                self.name()
+            )))
+        })
+    }
 }

@@ -9,7 +9,7 @@
 //! - [`spec::open`]: `local:NAME_OR_PATH`, `openai:URL#MODEL`, `replay:PATH`, optional `;record=PATH`.
 //! - [`Recording`] / [`ReplayChat`] ([`record`]): JSONL transcripts and offline replay.
 //! - [`blocking`]: calls from non-async code (rayon threads).
-//! - [`server`]: `tessera serve`; [`bench`]: `tessera bench serve`; [`abuse`]: `tessera bench serve --abuse`.
+//! - [`server`]: `tessera serve`; [`mod@bench`]: `tessera bench serve`; [`abuse`]: `tessera bench serve --abuse`.
 //!
 //! Resource limits: every request is validated against the model's context and admitted against a memory budget
 //! ([`engine`], estimates from [`tessera_lm::limits::MemoryModel`]); the server caps and times out connections.
@@ -21,6 +21,7 @@ pub mod abuse;
 pub mod bench;
 pub mod blocking;
 pub mod chat;
+pub mod completions;
 pub mod engine;
 pub mod error;
 pub mod local;
@@ -40,5 +41,6 @@ pub use openai::{OpenAiChat, OpenAiConfig};
 pub use record::{Recording, ReplayChat, TranscriptEntry};
 pub use server::{ServerConfig, ServerHandle};
 pub use types::{
-    ChatMessage, ChatParams, ChatRequest, ChatResponse, Choice, TokenLogprob, TopLogprob, Usage,
+    ChatMessage, ChatParams, ChatRequest, ChatResponse, Choice, ContinuationScore, ScoreRequest,
+    ScoreResponse, TokenLogprob, TopLogprob, Usage,
 };

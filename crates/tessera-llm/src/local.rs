@@ -97,6 +97,20 @@ impl ChatModel for LocalChat {
     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse>> {
         Box::pin(self.run(req))
     }
+
+    fn score<'a>(
+        &'a self,
+        req: &'a crate::types::ScoreRequest,
+    ) -> BoxFuture<'a, Result<crate::types::ScoreResponse>> {
+        let (engine, req, name) = (self.engine.clone(), req.clone(), self.name());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                crate::completions::score_local(&engine, &name, &req)
+            })
+            .await
+            .map_err(|e| LlmError::Protocol(format!("scoring task failed: {e}")))?
+        })
+    }
 }
 
 /// A short model id from a name or path (`smollm2-135m`, or a file stem).

@@ -7,7 +7,9 @@
 //! and scrubbed from every error message.
 use crate::chat::{BoxFuture, ChatModel};
 use crate::error::{LlmError, Result};
-use crate::types::{ChatRequest, ChatResponse, Choice, Usage};
+use crate::types::{
+    ChatRequest, ChatResponse, Choice, ContinuationScore, ScoreRequest, ScoreResponse, Usage,
+};
 use crate::wire;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -71,6 +73,7 @@ impl std::fmt::Debug for Secret {
 pub struct OpenAiChat {
     cfg: OpenAiConfig,
     endpoint: Uri,
+    completions: Uri,
     key: Option<Secret>,
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     slots: Arc<Semaphore>,
@@ -101,6 +104,9 @@ impl OpenAiChat {
             )));
         }
         let endpoint: Uri = format!("{base}/chat/completions")
+            .parse()
+            .map_err(|e| LlmError::Config(format!("{base}: bad URL: {e}")))?;
+        let completions: Uri = format!("{base}/completions")
             .parse()
             .map_err(|e| LlmError::Config(format!("{base}: bad URL: {e}")))?;
         let key = match &cfg.api_key_env {
@@ -137,6 +143,7 @@ impl OpenAiChat {
             slots: Arc::new(Semaphore::new(cfg.max_concurrency)),
             cfg,
             endpoint,
+            completions,
             key,
             client,
         })
@@ -167,12 +174,20 @@ impl OpenAiChat {
     }
 
     async fn send(&self, body: &serde_json::Value) -> Result<Response<Incoming>, AttemptError> {
+        self.send_to(&self.endpoint, body).await
+    }
+
+    async fn send_to(
+        &self,
+        endpoint: &Uri,
+        body: &serde_json::Value,
+    ) -> Result<Response<Incoming>, AttemptError> {
         let bytes = Bytes::from(serde_json::to_vec(body).map_err(|e| AttemptError {
             retryable: false,
             retry_after: None,
             err: LlmError::Invalid(e.to_string()),
         })?);
-        let mut b = Request::post(self.endpoint.clone())
+        let mut b = Request::post(endpoint.clone())
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream");
         if let Some(k) = &self.key {
@@ -288,6 +303,92 @@ impl OpenAiChat {
         .await
     }
 
+    /// Scores continuations through `/v1/completions` (vLLM's and `tessera serve`'s): each prompt is the
+    /// conversation rendered with the ChatML template (the template of the models `tessera serve` runs) plus the
+    /// prefix and one continuation, sent with `echo`, `logprobs = 0` and `max_tokens = 0`; the continuation's
+    /// log-likelihood is the sum of the echoed log-probabilities of the tokens that start at or after the end of
+    /// the context (by `text_offset`).
+    async fn score_remote(&self, req: &ScoreRequest) -> Result<ScoreResponse> {
+        req.validate()?;
+        let mut context =
+            tessera_lm::tokenizer::ChatTemplate::default().render(&req.messages, true);
+        context.push_str(&req.prefix);
+        let prompts: Vec<String> = req
+            .continuations
+            .iter()
+            .map(|c| format!("{context}{c}"))
+            .collect();
+        let body = serde_json::json!({
+            "model": self.cfg.model, "prompt": prompts, "max_tokens": 0, "echo": true, "logprobs": 0,
+            "temperature": 0.0,
+        });
+        let body = &body;
+        let v: serde_json::Value = self
+            .with_retries(|| {
+                Box::pin(async move {
+                    let resp = self.send_to(&self.completions, body).await?;
+                    let bytes =
+                        match tokio::time::timeout(self.cfg.timeout, resp.into_body().collect())
+                            .await
+                        {
+                            Err(_) => return Err(transient("response body timed out".into())),
+                            Ok(Err(e)) => return Err(transient(format!("reading response: {e}"))),
+                            Ok(Ok(c)) => c.to_bytes(),
+                        };
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| transient(format!("response is not JSON: {e}")))
+                })
+            })
+            .await?;
+        let ctx_chars = context.chars().count();
+        let bad = |m: &str| LlmError::Protocol(format!("/v1/completions: {m}"));
+        let choices = v["choices"].as_array().ok_or_else(|| bad("no `choices`"))?;
+        let mut scores = vec![None; prompts.len()];
+        for (k, c) in choices.iter().enumerate() {
+            let i = c["index"].as_u64().map_or(k, |i| i as usize);
+            let end = prompts
+                .get(i)
+                .ok_or_else(|| bad("choice index out of range"))?
+                .chars()
+                .count();
+            let lp = &c["logprobs"];
+            let (Some(lps), Some(offs)) = (
+                lp["token_logprobs"].as_array(),
+                lp["text_offset"].as_array(),
+            ) else {
+                return Err(bad(
+                    "a choice has no echoed `token_logprobs`/`text_offset` (echo unsupported?)",
+                ));
+            };
+            let mut s = ContinuationScore {
+                logprob: 0.0,
+                tokens: 0,
+            };
+            for (l, o) in lps.iter().zip(offs) {
+                let o = o.as_u64().ok_or_else(|| bad("non-integer text_offset"))? as usize;
+                if o >= ctx_chars && o < end {
+                    s.logprob += l
+                        .as_f64()
+                        .ok_or_else(|| bad("a scored token has no log-probability"))?;
+                    s.tokens += 1;
+                }
+            }
+            scores[i] = Some(s);
+        }
+        let scores: Vec<ContinuationScore> = scores
+            .into_iter()
+            .map(|s| s.ok_or_else(|| bad("fewer choices than prompts")))
+            .collect::<Result<_>>()?;
+        Ok(ScoreResponse {
+            model: v["model"].as_str().unwrap_or(&self.cfg.model).to_string(),
+            usage: Usage {
+                prompt_tokens: v["usage"]["prompt_tokens"].as_u64().unwrap_or(0) as usize,
+                completion_tokens: scores.iter().map(|s| s.tokens).sum(),
+            },
+            scores,
+        })
+    }
+
     /// Streams one completion (`n` must be 1): `on_text` gets each content delta as it arrives. Retries apply
     /// until the response starts; an error mid-stream is returned as is.
     pub async fn chat_stream(
@@ -398,5 +499,9 @@ impl ChatModel for OpenAiChat {
 
     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse>> {
         Box::pin(self.complete(req))
+    }
+
+    fn score<'a>(&'a self, req: &'a ScoreRequest) -> BoxFuture<'a, Result<ScoreResponse>> {
+        Box::pin(self.score_remote(req))
     }
 }

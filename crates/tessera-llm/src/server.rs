@@ -16,6 +16,7 @@ use crate::error::{LlmError, Result};
 use crate::local::{self, finish_name};
 use crate::types::{ChatResponse, Usage};
 use crate::wire;
+// `POST /v1/completions` (text prompts, `echo`, `logprobs`) is handled in [`crate::completions`].
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -113,6 +114,7 @@ pub fn router(engine: Arc<Engine>, cfg: ServerConfig) -> Router {
         .route("/health", get(health))
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/completions", post(completions))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(AppState {
@@ -296,6 +298,22 @@ fn unix_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// `POST /v1/completions` (prompt scoring with `echo` and `logprobs`, [`crate::completions`]), behind the same
+/// authentication and body limits as chat completions.
+async fn completions(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    if let Some(r) = check_auth(&st, &headers) {
+        return r;
+    }
+    match read_body(&st, body).await {
+        Ok(b) => crate::completions::handle(st.engine.clone(), &st.cfg, b).await,
+        Err(r) => r,
+    }
 }
 
 async fn chat_completions(

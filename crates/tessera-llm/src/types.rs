@@ -3,88 +3,7 @@ use crate::error::{LlmError, Result};
 use serde::{Deserialize, Serialize};
 pub use tessera_lm::ChatMessage;
 
-/// Sampling parameters of one request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ChatParams {
-    /// Sampling temperature (0 = greedy), in [0, 2].
-    pub temperature: f64,
-    /// Nucleus sampling mass, in (0, 1].
-    pub top_p: f64,
-    /// Most new tokens per completion.
-    pub max_tokens: usize,
-    /// Completion stops before any of these strings (at most 4).
-    pub stop: Vec<String>,
-    /// Seed for reproducible sampling, where the backend supports it.
-    pub seed: Option<u64>,
-    /// Number of completions.
-    pub n: usize,
-    /// Ask for per-token log-probabilities, where the backend offers them.
-    pub logprobs: bool,
-    /// With `logprobs`, also the this-many most likely alternatives at each position (0–20).
-    pub top_logprobs: usize,
-}
-
-impl Default for ChatParams {
-    fn default() -> Self {
-        ChatParams {
-            temperature: 0.0,
-            top_p: 1.0,
-            max_tokens: 256,
-            stop: vec![],
-            seed: None,
-            n: 1,
-            logprobs: false,
-            top_logprobs: 0,
-        }
-    }
-}
-
-/// Largest `n` accepted.
-pub const MAX_N: usize = 16;
-
-impl ChatParams {
-    /// Checks every range (the same limits the server enforces).
-    pub fn validate(&self) -> Result<()> {
-        if !self.temperature.is_finite() || !(0.0..=2.0).contains(&self.temperature) {
-            return Err(LlmError::Invalid(format!(
-                "temperature {} out of range [0, 2]",
-                self.temperature
-            )));
-        }
-        if !(self.top_p.is_finite() && self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(LlmError::Invalid(format!(
-                "top_p {} out of range (0, 1]",
-                self.top_p
-            )));
-        }
-        if self.max_tokens == 0 {
-            return Err(LlmError::Invalid("max_tokens must be at least 1".into()));
-        }
-        if self.top_logprobs > tessera_lm::generate::MAX_TOP_LOGPROBS {
-            return Err(LlmError::Invalid(format!(
-                "top_logprobs {} out of range [0, {}]",
-                self.top_logprobs,
-                tessera_lm::generate::MAX_TOP_LOGPROBS
-            )));
-        }
-        if self.top_logprobs > 0 && !self.logprobs {
-            return Err(LlmError::Invalid(
-                "top_logprobs needs logprobs = true".into(),
-            ));
-        }
-        if !(1..=MAX_N).contains(&self.n) {
-            return Err(LlmError::Invalid(format!(
-                "n {} out of range [1, {MAX_N}]",
-                self.n
-            )));
-        }
-        if self.stop.len() > 4 {
-            return Err(LlmError::Invalid("at most 4 stop strings".into()));
-        }
-        Ok(())
-    }
-}
+pub use tessera_core::chat::{ChatParams, MAX_N};
 
 /// One chat request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,7 +48,10 @@ impl ChatRequest {
                 )));
             }
         }
-        self.params.validate()
+        self.params.validate().map_err(|e| match e {
+            tessera_core::Error::InvalidInput(m) => LlmError::Invalid(m),
+            other => LlmError::Core(other),
+        })
     }
 }
 
@@ -196,4 +118,58 @@ impl ChatResponse {
     pub fn texts(&self) -> Vec<String> {
         self.choices.iter().map(|c| c.text.clone()).collect()
     }
+}
+
+/// Most continuations one [`ScoreRequest`] may carry.
+pub const MAX_CONTINUATIONS: usize = 1024;
+
+/// A scoring request: the log-likelihood of each continuation as the assistant's reply to `messages`
+/// (lm-eval-harness's `loglikelihood`, used for multiple choice and legal-move decoding).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreRequest {
+    /// The conversation; the continuations follow its assistant header.
+    pub messages: Vec<ChatMessage>,
+    /// Text the assistant has already written (e.g. its own chain of thought), shared by every continuation and
+    /// not scored.
+    #[serde(default)]
+    pub prefix: String,
+    /// The candidate continuations, each scored on its own after `messages` and `prefix`.
+    pub continuations: Vec<String>,
+}
+
+impl ScoreRequest {
+    /// Checks the conversation and that there are 1..=[`MAX_CONTINUATIONS`] non-empty continuations.
+    pub fn validate(&self) -> Result<()> {
+        ChatRequest::new(self.messages.clone()).validate()?;
+        if self.continuations.is_empty() || self.continuations.len() > MAX_CONTINUATIONS {
+            return Err(LlmError::Invalid(format!(
+                "{} continuations; give 1 to {MAX_CONTINUATIONS}",
+                self.continuations.len()
+            )));
+        }
+        if let Some(i) = self.continuations.iter().position(|c| c.is_empty()) {
+            return Err(LlmError::Invalid(format!("continuations[{i}] is empty")));
+        }
+        Ok(())
+    }
+}
+
+/// The log-likelihood of one continuation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ContinuationScore {
+    /// Sum of the natural-log probabilities of the continuation's tokens.
+    pub logprob: f64,
+    /// Number of tokens scored.
+    pub tokens: usize,
+}
+
+/// The answer to a [`ScoreRequest`], one score per continuation in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreResponse {
+    /// The model that scored.
+    pub model: String,
+    /// Scores, in the order of the continuations.
+    pub scores: Vec<ContinuationScore>,
+    /// Token usage (prompt counted once; completion = scored tokens).
+    pub usage: Usage,
 }

@@ -1,34 +1,12 @@
 //! The chat-backend interface LLM agents talk to. A small object-safe trait so any backend (local model, an
 //! OpenAI-compatible server, a scripted mock) can be plugged in through a [`BackendFactory`].
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 pub use tessera_core::chat::ChatMessage;
 
-/// Sampling parameters of one request.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ChatParams {
-    /// Sampling temperature (GTBench: 0.2).
-    pub temperature: f32,
-    /// Token limit per completion (GTBench: 1024).
-    pub max_tokens: u32,
-    /// Number of completions to return.
-    pub n: u32,
-    /// Seed for reproducible sampling, where the backend supports it.
-    pub seed: Option<u64>,
-}
-
-impl Default for ChatParams {
-    fn default() -> Self {
-        ChatParams {
-            temperature: 0.2,
-            max_tokens: 1024,
-            n: 1,
-            seed: None,
-        }
-    }
-}
+/// Sampling parameters of one request: the one type shared with every chat backend (`tessera-llm`).
+pub use tessera_core::chat::ChatParams;
 
 /// A backend failure.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -49,7 +27,25 @@ pub trait ChatBackend: Send + Sync {
         messages: &[ChatMessage],
         params: &ChatParams,
     ) -> Result<Vec<String>, BackendError>;
+
+    /// The log-likelihood (sum of token log-probabilities) of each continuation as the assistant's reply to
+    /// `messages`, after the assistant text `prefix` (shared, not scored). Backends that cannot score refuse
+    /// (the default).
+    fn score(
+        &self,
+        messages: &[ChatMessage],
+        prefix: &str,
+        continuations: &[String],
+    ) -> Result<Vec<f64>, BackendError> {
+        let _ = (messages, prefix, continuations);
+        Err(BackendError::Refused(
+            "this backend cannot score continuations (legal-move decoding needs a local model or a server with /v1/completions echo+logprobs)".into(),
+        ))
+    }
 }
+
+/// A scoring function for [`ScriptedBackend::with_scorer`]: `(messages, prefix, continuations) -> log-likelihoods`.
+pub type Scorer = Box<dyn Fn(&[ChatMessage], &str, &[String]) -> Vec<f64> + Send + Sync>;
 
 /// Builds a backend from the part of an agent spec after `<kind>:` (e.g. `local:smollm2-135m`).
 pub type BackendFactory =
@@ -60,8 +56,11 @@ pub type BackendFactory =
 #[derive(Default)]
 pub struct ScriptedBackend {
     replies: Mutex<VecDeque<Result<Vec<String>, BackendError>>>,
+    scorer: Option<Scorer>,
     /// Every conversation received, in order.
     pub seen: Mutex<Vec<Vec<ChatMessage>>>,
+    /// Every scoring request received: `(prefix, continuations)`.
+    pub scored: Mutex<Vec<(String, Vec<String>)>>,
 }
 
 impl ScriptedBackend {
@@ -69,8 +68,13 @@ impl ScriptedBackend {
     pub fn new(replies: Vec<Result<Vec<String>, BackendError>>) -> Self {
         ScriptedBackend {
             replies: Mutex::new(replies.into()),
-            seen: Mutex::new(Vec::new()),
+            ..Default::default()
         }
+    }
+    /// Adds a scoring function (otherwise scoring is refused).
+    pub fn with_scorer(mut self, scorer: Scorer) -> Self {
+        self.scorer = Some(scorer);
+        self
     }
     /// A backend whose every request gets one of `texts`, cycling.
     pub fn single(texts: &[&str]) -> Self {
@@ -94,7 +98,7 @@ impl ChatBackend for ScriptedBackend {
             .pop_front();
         match next {
             Some(Ok(mut v)) => {
-                while v.len() < params.n as usize {
+                while v.len() < params.n {
                     let last = v.last().cloned().unwrap_or_default();
                     v.push(last);
                 }
@@ -103,6 +107,23 @@ impl ChatBackend for ScriptedBackend {
             Some(Err(e)) => Err(e),
             None => Err(BackendError::Infrastructure(
                 "scripted backend exhausted".into(),
+            )),
+        }
+    }
+
+    fn score(
+        &self,
+        messages: &[ChatMessage],
+        prefix: &str,
+        continuations: &[String],
+    ) -> Result<Vec<f64>, BackendError> {
+        if let Ok(mut s) = self.scored.lock() {
+            s.push((prefix.to_string(), continuations.to_vec()));
+        }
+        match &self.scorer {
+            Some(f) => Ok(f(messages, prefix, continuations)),
+            None => Err(BackendError::Refused(
+                "scripted backend has no scorer".into(),
             )),
         }
     }

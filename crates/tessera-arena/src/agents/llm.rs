@@ -9,6 +9,12 @@
 //!   plays the last parsable sample instead; ties here go to the move first reached in sample order).
 //! - ToT: propose `breadth` CoT candidates, ask `breadth` votes "The best choice is i", select the most-voted.
 //!
+//! With legal-move decoding (`+legal`, beyond GTBench) the final answer is not parsed from free text: every legal
+//! move's answer string `Action: <move>` is scored by the backend (its log-likelihood as the reply, after the
+//! prompt for Prompt, after the model's own generated thought for CoT; SC-CoT votes over the per-sample choices),
+//! and the most likely legal move is played, as lm-eval-harness scores multiple choice. Such an agent cannot
+//! forfeit by a malformed or illegal answer.
+//!
 //! An unparsable, ambiguous or illegal answer is fed back with the error and asked again, up to `retries` times
 //! (`retries = 0` reproduces GTBench, which aborts at the first bad move); then the agent forfeits. A backend
 //! that cannot be reached is an infrastructure failure, never a forfeit. A single legal move is played without
@@ -21,15 +27,26 @@ use crate::games::{AnyGame, GameId};
 use serde::Serialize;
 use std::sync::Arc;
 
+/// GTBench's sampling temperature.
+pub const GTBENCH_TEMPERATURE: f64 = 0.2;
+/// GTBench's token limit per answer.
+pub const GTBENCH_MAX_TOKENS: usize = 1024;
+/// GTBench's SC-CoT sample count.
+pub const GTBENCH_SC_SAMPLES: usize = 5;
+/// GTBench's ToT breadth (proposals and votes).
+pub const GTBENCH_TOT_BREADTH: usize = 3;
+/// Re-asks after an invalid free-text answer before forfeiting, by default (GTBench: 0).
+pub const DEFAULT_RETRIES: u32 = 1;
+
 /// LLM agent options.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct LlmOptions {
     /// Re-asks after an invalid answer before forfeiting (0 = GTBench behaviour).
     pub retries: u32,
     /// SC-CoT samples (GTBench: 5).
-    pub sc_samples: u32,
+    pub sc_samples: usize,
     /// ToT proposals and votes (GTBench: 3).
-    pub tot_breadth: u32,
+    pub tot_breadth: usize,
     /// Sampling parameters (GTBench: temperature 0.2, 1024 tokens).
     pub params: ChatParams,
 }
@@ -37,10 +54,14 @@ pub struct LlmOptions {
 impl Default for LlmOptions {
     fn default() -> Self {
         LlmOptions {
-            retries: 1,
-            sc_samples: 5,
-            tot_breadth: 3,
-            params: ChatParams::default(),
+            retries: DEFAULT_RETRIES,
+            sc_samples: GTBENCH_SC_SAMPLES,
+            tot_breadth: GTBENCH_TOT_BREADTH,
+            params: ChatParams {
+                temperature: GTBENCH_TEMPERATURE,
+                max_tokens: GTBENCH_MAX_TOKENS,
+                ..ChatParams::default()
+            },
         }
     }
 }
@@ -48,7 +69,7 @@ impl Default for LlmOptions {
 /// One request to the backend and what came of it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Attempt {
-    /// `answer`, `propose` or `vote`.
+    /// `answer`, `propose`, `vote`, `think` (legal-move decoding's thought) or `score`.
     pub stage: String,
     /// The conversation sent.
     pub messages: Vec<ChatMessage>,
@@ -56,6 +77,9 @@ pub struct Attempt {
     pub outputs: Vec<String>,
     /// Parse error of the answer, if any.
     pub error: Option<ParseError>,
+    /// Legal-move decoding: each legal move and its log-likelihood.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub scores: Vec<(String, f64)>,
 }
 
 /// Everything an LLM agent did for one decision.
@@ -75,6 +99,7 @@ pub struct LlmAgent {
     opts: LlmOptions,
     seed: u64,
     calls: u64,
+    pub(crate) legal: bool,
 }
 
 enum Failure {
@@ -98,7 +123,14 @@ impl LlmAgent {
             opts,
             seed,
             calls: 0,
+            legal: false,
         }
+    }
+
+    /// The same agent with legal-move decoding on or off.
+    pub fn with_legal_decoding(mut self, legal: bool) -> Self {
+        self.legal = legal;
+        self
     }
 
     fn instruction(&self) -> String {
@@ -136,17 +168,22 @@ impl LlmAgent {
         &mut self,
         stage: &str,
         messages: &[ChatMessage],
-        n: u32,
+        n: usize,
         trace: &mut LlmTrace,
     ) -> Result<Vec<String>, BackendError> {
         self.calls += 1;
+        let mut params = self.opts.params.clone();
+        if self.legal {
+            // The thought only: the answer is chosen by likelihood, not generated.
+            params.stop = vec!["Action:".into()];
+        }
         let params = ChatParams {
             n,
             seed: Some(tessera_core::rng::derive_seed(
                 self.seed,
                 &format!("call{}", self.calls),
             )),
-            ..self.opts.params.clone()
+            ..params
         };
         let out = self.backend.chat(messages, &params);
         trace.attempts.push(Attempt {
@@ -154,8 +191,80 @@ impl LlmAgent {
             messages: messages.to_vec(),
             outputs: out.clone().unwrap_or_default(),
             error: None,
+            scores: Vec::new(),
         });
         out
+    }
+
+    /// Legal-move decoding: the legal move whose answer `Action: <move>` is most likely after `messages` and the
+    /// assistant text `prefix` (ties: the first legal move).
+    fn choose_legal(
+        &mut self,
+        state: &AnyGame,
+        messages: &[ChatMessage],
+        prefix: &str,
+        trace: &mut LlmTrace,
+    ) -> Result<Action, BackendError> {
+        let moves = legal(state);
+        let answers: Vec<String> = moves
+            .iter()
+            .map(|&a| format!("Action: {}", state.action_label(a)))
+            .collect();
+        let scores = self.backend.score(messages, prefix, &answers)?;
+        if scores.len() != moves.len() {
+            return Err(BackendError::Refused(format!(
+                "the backend scored {} of {} continuations",
+                scores.len(),
+                moves.len()
+            )));
+        }
+        let mut best = 0;
+        for (i, s) in scores.iter().enumerate() {
+            if *s > scores[best] {
+                best = i;
+            }
+        }
+        trace.attempts.push(Attempt {
+            stage: "score".into(),
+            messages: Vec::new(),
+            outputs: if prefix.is_empty() {
+                Vec::new()
+            } else {
+                vec![prefix.to_string()]
+            },
+            error: None,
+            scores: moves
+                .iter()
+                .zip(&scores)
+                .map(|(&a, &s)| (state.action_label(a), s))
+                .collect(),
+        });
+        Ok(moves[best])
+    }
+
+    /// Legal-move decoding under the agent's method.
+    fn decide_legal(
+        &mut self,
+        state: &AnyGame,
+        messages: &[ChatMessage],
+        trace: &mut LlmTrace,
+    ) -> Result<Action, BackendError> {
+        match self.kind {
+            LlmKind::Prompt | LlmKind::Tot => self.choose_legal(state, messages, "", trace),
+            LlmKind::Cot => {
+                let out = self.call("think", messages, 1, trace)?;
+                let prefix = thought_prefix(out.first().map_or("", |s| s.as_str()));
+                self.choose_legal(state, messages, &prefix, trace)
+            }
+            LlmKind::ScCot => {
+                let out = self.call("think", messages, self.opts.sc_samples.max(1), trace)?;
+                let mut picks = Vec::with_capacity(out.len());
+                for t in &out {
+                    picks.push(self.choose_legal(state, messages, &thought_prefix(t), trace)?);
+                }
+                Ok(majority(picks.into_iter()).unwrap_or(legal(state)[0]))
+            }
+        }
     }
 
     fn set_error(trace: &mut LlmTrace, e: &ParseError) {
@@ -247,6 +356,21 @@ impl LlmAgent {
     }
 }
 
+/// The thought of a CoT answer as the assistant prefix for scoring: the text before its last `Action:` (the stop
+/// string normally ends it there already), trimmed, followed by a newline; empty when there is no thought.
+fn thought_prefix(text: &str) -> String {
+    let cut = text
+        .to_ascii_lowercase()
+        .rfind("action:")
+        .unwrap_or(text.len());
+    let t = text.get(..cut).unwrap_or(text).trim_end();
+    if t.trim().is_empty() {
+        String::new()
+    } else {
+        format!("{t}\n")
+    }
+}
+
 /// The most frequent item (ties: the one reaching the top count first in order).
 fn majority<T: Copy + PartialEq>(items: impl Iterator<Item = T>) -> Option<T> {
     let mut counts: Vec<(T, usize, usize)> = Vec::new();
@@ -289,6 +413,20 @@ impl Agent for LlmAgent {
         }
         let mut trace = LlmTrace::default();
         let mut messages = self.messages(state, player);
+        if self.legal {
+            return match self.decide_legal(state, &messages, &mut trace) {
+                Ok(a) => Ok(Decision {
+                    action: a,
+                    trace: Some(trace),
+                }),
+                Err(BackendError::Infrastructure(e)) => Err(AgentFailure::Infrastructure(e)),
+                Err(BackendError::Refused(e)) => Err(AgentFailure::Forfeit {
+                    kind: ForfeitKind::BackendRefusal,
+                    detail: e,
+                    trace: Some(trace),
+                }),
+            };
+        }
         let mut attempt = 0;
         loop {
             match self.decide(state, &messages, &mut trace) {
@@ -478,5 +616,133 @@ mod tests {
         let mut a = agent(LlmKind::Prompt, GameId::Nim, b.clone(), 0);
         assert_eq!(a.act(&AnyGame::Nim(g), 0).unwrap().action, 3);
         assert!(b.seen.lock().unwrap().is_empty());
+    }
+
+    /// A scorer preferring the continuation naming `target` (log-likelihood 0), then shorter strings.
+    fn prefer(target: &'static str) -> super::super::backend::Scorer {
+        Box::new(move |_m, _p, conts| {
+            conts
+                .iter()
+                .map(|c| {
+                    if c.contains(target) {
+                        -0.5
+                    } else {
+                        -(c.len() as f64)
+                    }
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn legal_prompt_picks_the_most_likely_legal_move_without_generating() {
+        let b = Arc::new(ScriptedBackend::default().with_scorer(prefer("<C3R1>")));
+        let mut a =
+            agent(LlmKind::Prompt, GameId::TicTacToe, b.clone(), 0).with_legal_decoding(true);
+        let d = a.act(&GameId::TicTacToe.initial(), 0).unwrap();
+        assert_eq!(d.action, 2, "C3R1 = column 3, row 1");
+        assert!(b.seen.lock().unwrap().is_empty(), "no free-text call");
+        let scored = b.scored.lock().unwrap();
+        assert_eq!(scored.len(), 1);
+        assert_eq!(scored[0].0, "", "Prompt scores right after the prompt");
+        assert_eq!(scored[0].1.len(), 9);
+        assert!(scored[0].1.iter().all(|c| c.starts_with("Action: <C")));
+        let trace = d.trace.unwrap();
+        assert_eq!(trace.attempts[0].scores.len(), 9);
+        // An occupied square is never offered: after C3R1 is taken the scorer's favourite is not legal.
+        let mut g = GameId::TicTacToe.initial();
+        g.apply(2);
+        let b = Arc::new(ScriptedBackend::default().with_scorer(prefer("<C3R1>")));
+        let mut a =
+            agent(LlmKind::Prompt, GameId::TicTacToe, b.clone(), 0).with_legal_decoding(true);
+        let d = a.act(&g, 1).unwrap();
+        assert_ne!(d.action, 2);
+        assert_eq!(b.scored.lock().unwrap()[0].1.len(), 8);
+    }
+
+    #[test]
+    fn legal_cot_scores_after_its_own_thought_and_sc_cot_votes() {
+        let b = Arc::new(
+            ScriptedBackend::single(&["Thought: the centre is strongest. Action: <C1R1>"])
+                .with_scorer(prefer("<C2R2>")),
+        );
+        let mut a = agent(LlmKind::Cot, GameId::TicTacToe, b.clone(), 0).with_legal_decoding(true);
+        assert_eq!(a.act(&GameId::TicTacToe.initial(), 0).unwrap().action, 4);
+        let scored = b.scored.lock().unwrap();
+        assert_eq!(
+            scored[0].0, "Thought: the centre is strongest.\n",
+            "thought without its own action"
+        );
+        // SC-CoT: one choice per sampled thought, majority vote (scorer depends on the thought).
+        let votes: super::super::backend::Scorer = Box::new(|_m, prefix, conts| {
+            let want = if prefix.contains("corner") {
+                "<C1R1>"
+            } else {
+                "<C2R2>"
+            };
+            conts
+                .iter()
+                .map(|c| if c.contains(want) { 0.0 } else { -5.0 })
+                .collect()
+        });
+        let b = Arc::new(
+            ScriptedBackend::new(vec![Ok(vec![
+                "Thought: corner".into(),
+                "Thought: centre".into(),
+                "Thought: corner again".into(),
+            ])])
+            .with_scorer(votes),
+        );
+        let mut a = LlmAgent::new(
+            LlmKind::ScCot,
+            GameId::TicTacToe,
+            b.clone(),
+            LlmOptions {
+                sc_samples: 3,
+                ..Default::default()
+            },
+            1,
+        )
+        .with_legal_decoding(true);
+        assert_eq!(a.act(&GameId::TicTacToe.initial(), 0).unwrap().action, 0);
+        assert_eq!(b.scored.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn legal_agents_never_forfeit_and_unscorable_backends_refuse() {
+        // Random log-likelihoods on every game: every decision is a legal move, no forfeit, whole matches.
+        for game in crate::ALL_GAMES {
+            let scorer: super::super::backend::Scorer = Box::new(|_m, _p, conts| {
+                conts
+                    .iter()
+                    .map(|c| -((c.len() * 7919 % 13) as f64))
+                    .collect()
+            });
+            let b: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::default().with_scorer(scorer));
+            let spec: crate::agents::AgentSpec = "prompt+legal:mock".parse().unwrap();
+            let mut backends = std::collections::HashMap::new();
+            backends.insert("prompt+legal:mock".to_string(), b);
+            let random = crate::agents::AgentSpec::Random;
+            let rec = crate::tournament::play_match(
+                game,
+                [&spec, &random],
+                ["prompt+legal:mock", "random"],
+                3,
+                &backends,
+                &LlmOptions::default(),
+            )
+            .unwrap();
+            assert_eq!(rec.status, crate::tournament::Status::Ok, "{game}");
+            assert!(rec.forfeit.is_none());
+        }
+        let b = Arc::new(ScriptedBackend::default());
+        let mut a = agent(LlmKind::Prompt, GameId::Nim, b, 0).with_legal_decoding(true);
+        assert!(matches!(
+            a.act(&GameId::Nim.initial(), 0),
+            Err(AgentFailure::Forfeit {
+                kind: ForfeitKind::BackendRefusal,
+                ..
+            })
+        ));
     }
 }

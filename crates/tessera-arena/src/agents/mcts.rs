@@ -32,8 +32,8 @@ pub struct MctsConfig {
 impl Default for MctsConfig {
     fn default() -> Self {
         MctsConfig {
-            uct_c: 2.0,
-            max_simulations: 1000,
+            uct_c: super::UCT_C,
+            max_simulations: super::DEFAULT_SIMULATIONS,
             solve: true,
             max_utility: 1.0,
         }

@@ -1,5 +1,6 @@
 //! Agents: [`Agent`] is what plays a seat; [`AgentSpec`] is how configs name agents (`random`, `mcts`,
-//! `ismcts`, `mcts_clairvoyant`, `cfr`, `cfr+`, `tft`, and LLM agents `prompt|cot|sccot|tot:<backend spec>`).
+//! `ismcts`, `mcts_clairvoyant`, `cfr`, `cfr+`, `tft`, and LLM agents `prompt|cot|sccot|tot[+legal]:<backend>`).
+//! Specs are parsed once at the edge ([`std::str::FromStr`]) and print back canonically ([`std::fmt::Display`]).
 pub mod backend;
 pub mod cfr;
 pub mod ismcts;
@@ -69,6 +70,15 @@ pub trait Agent: Send {
     fn act(&mut self, state: &AnyGame, player: usize) -> Result<Decision, AgentFailure>;
 }
 
+/// UCT exploration constant of every MCTS agent (GTBench/OpenSpiel `uct_c = 2`).
+pub const UCT_C: f64 = 2.0;
+
+/// Simulations per move of the MCTS agents unless a spec says `:sims=N` (GTBench: 1000).
+pub const DEFAULT_SIMULATIONS: u32 = 1000;
+
+/// The agent specs `AgentSpec` accepts, for help texts.
+pub const AGENT_SPECS_HELP: &str = "random, mcts[:sims=N] (IS-MCTS on imperfect-information games), ismcts[:sims=N], mcts_clairvoyant[:sims=N], cfr, cfr+ (kuhn_poker), tft (prisoners_dilemma), prompt|cot|sccot|tot:<backend> (free text, GTBench), prompt+legal|cot+legal|sccot+legal:<backend> (answer chosen among the legal moves by log-likelihood)";
+
 /// The kind of LLM agent (paper §2.1, "LLM agents").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LlmKind {
@@ -80,6 +90,39 @@ pub enum LlmKind {
     ScCot,
     /// Tree-of-thought: propose, vote, select.
     Tot,
+}
+
+impl LlmKind {
+    /// The spec name (`prompt`, `cot`, `sccot`, `tot`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LlmKind::Prompt => "prompt",
+            LlmKind::Cot => "cot",
+            LlmKind::ScCot => "sccot",
+            LlmKind::Tot => "tot",
+        }
+    }
+}
+
+impl std::fmt::Display for LlmKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for LlmKind {
+    type Err = ArenaError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "prompt" => Ok(LlmKind::Prompt),
+            "cot" => Ok(LlmKind::Cot),
+            "sccot" | "sc-cot" => Ok(LlmKind::ScCot),
+            "tot" => Ok(LlmKind::Tot),
+            _ => Err(ArenaError::Invalid(format!(
+                "unknown LLM agent kind '{s}' (known: prompt, cot, sccot, tot)"
+            ))),
+        }
+    }
 }
 
 /// A parsed agent name.
@@ -113,6 +156,9 @@ pub enum AgentSpec {
     Llm {
         /// Prompting method.
         kind: LlmKind,
+        /// Legal-move decoding (`+legal`): the answer is the legal move whose answer string the model finds most
+        /// likely (after the prompt, or after its own thought for CoT), so the agent never forfeits.
+        legal: bool,
         /// Backend spec handed to the backend factory.
         backend: String,
     },
@@ -120,13 +166,13 @@ pub enum AgentSpec {
 
 fn sims_option(rest: Option<&str>, spec: &str) -> Result<u32> {
     match rest {
-        None => Ok(1000),
+        None => Ok(DEFAULT_SIMULATIONS),
         Some(r) => r
             .strip_prefix("sims=")
             .and_then(|n| n.parse::<u32>().ok())
             .filter(|&n| n > 0)
             .ok_or_else(|| {
-                ArenaError::Config(format!(
+                ArenaError::Invalid(format!(
                     "agent '{spec}': expected '<name>:sims=N' with N > 0"
                 ))
             }),
@@ -134,37 +180,67 @@ fn sims_option(rest: Option<&str>, spec: &str) -> Result<u32> {
 }
 
 impl AgentSpec {
-    /// Parses an agent spec.
+    /// Parses an agent spec (same as [`str::parse`]).
     pub fn parse(spec: &str) -> Result<Self> {
         let spec = spec.trim();
         let (head, rest) = match spec.split_once(':') {
             Some((h, r)) => (h, Some(r)),
             None => (spec, None),
         };
-        let llm = |kind| match rest {
-            Some(b) if !b.is_empty() => Ok(AgentSpec::Llm {
-                kind,
-                backend: b.to_string(),
-            }),
-            _ => Err(ArenaError::Config(format!(
-                "agent '{spec}': LLM agents need a backend, e.g. '{head}:local:smollm2-135m'"
-            ))),
-        };
+        let plain = rest.is_none();
         match head {
-            "random" if rest.is_none() => Ok(AgentSpec::Random),
-            "mcts" => Ok(AgentSpec::Mcts { sims: sims_option(rest, spec)? }),
-            "ismcts" => Ok(AgentSpec::IsMcts { sims: sims_option(rest, spec)? }),
-            "mcts_clairvoyant" => Ok(AgentSpec::MctsClairvoyant { sims: sims_option(rest, spec)? }),
-            "cfr" if rest.is_none() => Ok(AgentSpec::Cfr { plus: false }),
-            "cfr+" | "cfrplus" if rest.is_none() => Ok(AgentSpec::Cfr { plus: true }),
-            "tft" if rest.is_none() => Ok(AgentSpec::TitForTat),
-            "prompt" => llm(LlmKind::Prompt),
-            "cot" => llm(LlmKind::Cot),
-            "sccot" | "sc-cot" => llm(LlmKind::ScCot),
-            "tot" => llm(LlmKind::Tot),
-            _ => Err(ArenaError::Config(format!(
-                "unknown agent '{spec}' (known: random, mcts[:sims=N], ismcts[:sims=N], mcts_clairvoyant, cfr, cfr+, tft, prompt|cot|sccot|tot:<backend>)"
-            ))),
+            "random" if plain => Ok(AgentSpec::Random),
+            "mcts" => Ok(AgentSpec::Mcts {
+                sims: sims_option(rest, spec)?,
+            }),
+            "ismcts" => Ok(AgentSpec::IsMcts {
+                sims: sims_option(rest, spec)?,
+            }),
+            "mcts_clairvoyant" => Ok(AgentSpec::MctsClairvoyant {
+                sims: sims_option(rest, spec)?,
+            }),
+            "cfr" if plain => Ok(AgentSpec::Cfr { plus: false }),
+            "cfr+" | "cfrplus" if plain => Ok(AgentSpec::Cfr { plus: true }),
+            "tft" if plain => Ok(AgentSpec::TitForTat),
+            _ => {
+                let (kind, legal) = match head.strip_suffix("+legal") {
+                    Some(k) => (k, true),
+                    None => (head, false),
+                };
+                let kind: LlmKind = kind.parse().map_err(|_| {
+                    ArenaError::Invalid(format!(
+                        "unknown agent '{spec}' (known: {AGENT_SPECS_HELP})"
+                    ))
+                })?;
+                if legal && kind == LlmKind::Tot {
+                    return Err(ArenaError::Invalid(format!(
+                        "agent '{spec}': legal-move decoding is offered for prompt, cot and sccot, not tot"
+                    )));
+                }
+                match rest {
+                    Some(b) if !b.trim().is_empty() => Ok(AgentSpec::Llm {
+                        kind,
+                        legal,
+                        backend: b.trim().to_string(),
+                    }),
+                    _ => Err(ArenaError::Invalid(format!(
+                        "agent '{spec}': LLM agents need a backend, e.g. '{head}:local:smollm2-135m'"
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// A short kind name for tables of timings: `random`, `mcts`, `prompt+legal`, ... (no backend or options).
+    pub fn kind_name(&self) -> String {
+        match self {
+            AgentSpec::Llm { kind, legal, .. } => {
+                format!("{kind}{}", if *legal { "+legal" } else { "" })
+            }
+            other => {
+                let s = other.to_string();
+                s.split(':').next().unwrap_or("").to_string()
+            }
         }
     }
 
@@ -196,7 +272,7 @@ impl AgentSpec {
             AgentSpec::Random => Box::new(RandomAgent { rng }),
             AgentSpec::Mcts { sims } if game.imperfect_information() => Box::new(IsMctsAgent {
                 rng,
-                search: ismcts::IsMcts::new(2.0, *sims),
+                search: ismcts::IsMcts::new(UCT_C, *sims),
             }),
             AgentSpec::Mcts { sims } | AgentSpec::MctsClairvoyant { sims } => Box::new(MctsAgent {
                 rng,
@@ -208,11 +284,11 @@ impl AgentSpec {
             }),
             AgentSpec::IsMcts { sims } => Box::new(IsMctsAgent {
                 rng,
-                search: ismcts::IsMcts::new(2.0, *sims),
+                search: ismcts::IsMcts::new(UCT_C, *sims),
             }),
             AgentSpec::Cfr { plus } => {
                 if game != GameId::KuhnPoker {
-                    return Err(ArenaError::Config("cfr plays kuhn_poker only".into()));
+                    return Err(ArenaError::Invalid("cfr plays kuhn_poker only".into()));
                 }
                 Box::new(CfrAgent {
                     rng,
@@ -221,7 +297,7 @@ impl AgentSpec {
             }
             AgentSpec::TitForTat => {
                 if game != GameId::PrisonersDilemma {
-                    return Err(ArenaError::Config(
+                    return Err(ArenaError::Invalid(
                         "tft plays prisoners_dilemma only".into(),
                     ));
                 }
@@ -229,16 +305,64 @@ impl AgentSpec {
             }
             AgentSpec::Llm {
                 kind,
+                legal,
                 backend: name,
             } => {
                 let b = backend.ok_or_else(|| {
-                    ArenaError::Config(format!(
+                    ArenaError::Invalid(format!(
                         "agent '{name}': no chat backend available for this spec"
                     ))
                 })?;
-                Box::new(llm::LlmAgent::new(*kind, game, b, opts.clone(), seed))
+                let mut a = llm::LlmAgent::new(*kind, game, b, opts.clone(), seed);
+                a.legal = *legal;
+                Box::new(a)
             }
         })
+    }
+}
+
+impl std::fmt::Display for AgentSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sims = |f: &mut std::fmt::Formatter<'_>, name: &str, n: u32| {
+            if n == DEFAULT_SIMULATIONS {
+                f.write_str(name)
+            } else {
+                write!(f, "{name}:sims={n}")
+            }
+        };
+        match self {
+            AgentSpec::Random => f.write_str("random"),
+            AgentSpec::Mcts { sims: n } => sims(f, "mcts", *n),
+            AgentSpec::IsMcts { sims: n } => sims(f, "ismcts", *n),
+            AgentSpec::MctsClairvoyant { sims: n } => sims(f, "mcts_clairvoyant", *n),
+            AgentSpec::Cfr { plus } => f.write_str(if *plus { "cfr+" } else { "cfr" }),
+            AgentSpec::TitForTat => f.write_str("tft"),
+            AgentSpec::Llm {
+                kind,
+                legal,
+                backend,
+            } => write!(f, "{kind}{}:{backend}", if *legal { "+legal" } else { "" }),
+        }
+    }
+}
+
+impl std::str::FromStr for AgentSpec {
+    type Err = ArenaError;
+    fn from_str(s: &str) -> Result<Self> {
+        AgentSpec::parse(s)
+    }
+}
+
+impl serde::Serialize for AgentSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AgentSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -350,7 +474,9 @@ mod tests {
     fn specs_parse_and_reject_unknown_names() {
         assert_eq!(
             AgentSpec::parse("mcts").unwrap(),
-            AgentSpec::Mcts { sims: 1000 }
+            AgentSpec::Mcts {
+                sims: DEFAULT_SIMULATIONS
+            }
         );
         assert_eq!(
             AgentSpec::parse("ismcts:sims=50").unwrap(),
@@ -360,13 +486,60 @@ mod tests {
             AgentSpec::parse("cot:local:smollm2-135m").unwrap(),
             AgentSpec::Llm {
                 kind: LlmKind::Cot,
+                legal: false,
                 backend: "local:smollm2-135m".into()
             }
         );
-        for bad in ["alphazero", "mcts:sims=0", "cot", "random:x", "tft:1"] {
+        for bad in [
+            "alphazero",
+            "mcts:sims=0",
+            "cot",
+            "random:x",
+            "tft:1",
+            "tot+legal:mock",
+            "chess+legal:mock",
+        ] {
             assert!(AgentSpec::parse(bad).is_err(), "{bad}");
         }
         assert!(!AgentSpec::TitForTat.supports(GameId::Nim));
+        // Parsed once, printed back canonically, round trips.
+        for s in [
+            "random",
+            "mcts",
+            "mcts:sims=50",
+            "ismcts",
+            "mcts_clairvoyant",
+            "cfr",
+            "cfr+",
+            "tft",
+            "prompt:local:smollm2-135m",
+            "sccot+legal:openai:http://h:1/v1#m",
+            "cot+legal:mock",
+        ] {
+            let a: AgentSpec = s.parse().unwrap();
+            assert_eq!(a.to_string(), s);
+            assert_eq!(a.to_string().parse::<AgentSpec>().unwrap(), a);
+        }
+        assert_eq!(
+            "sc-cot+legal:m".parse::<AgentSpec>().unwrap(),
+            AgentSpec::Llm {
+                kind: LlmKind::ScCot,
+                legal: true,
+                backend: "m".into()
+            }
+        );
+        assert_eq!(
+            "mcts:sims=1000".parse::<AgentSpec>().unwrap().to_string(),
+            "mcts"
+        );
+        assert_eq!(
+            "prompt+legal:x".parse::<AgentSpec>().unwrap().kind_name(),
+            "prompt+legal"
+        );
+        assert_eq!(
+            "mcts:sims=5".parse::<AgentSpec>().unwrap().kind_name(),
+            "mcts"
+        );
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub fn normalize(s: &str) -> String {
 
 /// Parses one move of the player to move at `g` from an LLM answer.
 pub fn parse_action<G: Game>(g: &G, text: &str) -> Result<Action, ParseError> {
-    let lower = text.to_lowercase();
+    // ASCII lower-casing keeps byte offsets valid in `text` (full Unicode lower-casing can change lengths).
+    let lower = text.to_ascii_lowercase();
     let segment = match lower.rfind("action:") {
         Some(i) => &text[i + "action:".len()..],
         None => text,

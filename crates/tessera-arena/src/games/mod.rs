@@ -91,7 +91,7 @@ impl GameId {
             .find(|g| g.id() == s.trim())
             .ok_or_else(|| {
                 let ids: Vec<&str> = ALL_GAMES.iter().map(|g| g.id()).collect();
-                ArenaError::Config(format!("unknown game '{s}' (known: {})", ids.join(", ")))
+                ArenaError::Invalid(format!("unknown game '{s}' (known: {})", ids.join(", ")))
             })
     }
     /// The starting position.
@@ -277,5 +277,18 @@ impl Game for AnyGame {
     }
     fn perfect_information(&self) -> bool {
         dispatch!(self, g => g.perfect_information())
+    }
+}
+
+impl std::fmt::Display for GameId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl std::str::FromStr for GameId {
+    type Err = ArenaError;
+    fn from_str(s: &str) -> Result<Self> {
+        GameId::parse(s)
     }
 }

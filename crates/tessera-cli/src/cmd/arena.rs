@@ -1,14 +1,17 @@
 //! `tessera arena` glue: argument parsing and calls into `tessera-arena`.
 use super::{print_json, Ctx};
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use tessera_arena::agents::backend::BackendFactory;
-use tessera_arena::agents::llm::LlmOptions;
+use tessera_arena::agents::llm::{
+    DEFAULT_RETRIES, GTBENCH_MAX_TOKENS, GTBENCH_SC_SAMPLES, GTBENCH_TEMPERATURE,
+};
+use tessera_arena::agents::AgentSpec;
 use tessera_arena::games::{GameId, ALL_GAMES};
-use tessera_arena::{bench, metrics, report, tournament};
+use tessera_arena::runner::{self, ArenaConfig, DEFAULT_BOOTSTRAP};
+use tessera_arena::tournament::{TournamentConfig, DEFAULT_TOURNAMENT_MATCHES};
+use tessera_arena::{bench, recompute};
 use tessera_core::record::RunDir;
-use tessera_core::report::Report;
 
 /// `tessera arena` subcommands.
 #[derive(Subcommand)]
@@ -33,15 +36,16 @@ pub struct PlayArgs {
     pub config: Option<PathBuf>,
     /// Games, comma-separated (default: all ten).
     #[arg(long, value_delimiter = ',')]
-    pub games: Vec<String>,
-    /// Agent specs, comma-separated: random, mcts[:sims=N], ismcts[:sims=N], mcts_clairvoyant, cfr, cfr+, tft,
-    /// prompt|cot|sccot|tot:<backend spec>.
+    pub games: Vec<GameId>,
+    /// Agent specs, comma-separated: random, mcts (or mcts:sims=N), ismcts, mcts_clairvoyant, cfr, cfr+, tft,
+    /// prompt|cot|sccot|tot:BACKEND (free text), prompt+legal|cot+legal|sccot+legal:BACKEND (legal-move
+    /// decoding). A spec may repeat (self-play; labelled spec#1, spec#2).
     #[arg(long, value_delimiter = ',', required_unless_present = "config")]
-    pub agents: Vec<String>,
+    pub agents: Vec<AgentSpec>,
     /// Matches per pairing and game.
     #[arg(long)]
     pub matches: Option<usize>,
-    /// Output directory (default runs/arena-<time>); rerunning with the same directory resumes.
+    /// Output directory (default runs/arena-TIME); rerunning with the same directory resumes.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Tournament seed.
@@ -51,19 +55,19 @@ pub struct PlayArgs {
     #[arg(long, default_value_t = 1)]
     pub parallel: usize,
     /// LLM agents: re-asks after an invalid answer before forfeiting (0 = GTBench behaviour).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = DEFAULT_RETRIES)]
     pub retries: u32,
     /// SC-CoT samples.
-    #[arg(long, default_value_t = 5)]
-    pub sc_samples: u32,
+    #[arg(long, default_value_t = GTBENCH_SC_SAMPLES)]
+    pub sc_samples: usize,
     /// LLM sampling temperature.
-    #[arg(long, default_value_t = 0.2)]
-    pub temperature: f32,
+    #[arg(long, default_value_t = GTBENCH_TEMPERATURE)]
+    pub temperature: f64,
     /// LLM token limit per answer.
-    #[arg(long, default_value_t = 1024)]
-    pub max_tokens: u32,
+    #[arg(long, default_value_t = GTBENCH_MAX_TOKENS)]
+    pub max_tokens: usize,
     /// Bradley–Terry bootstrap resamples.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = DEFAULT_BOOTSTRAP)]
     pub bootstrap: usize,
     /// Print one JSON object.
     #[arg(long)]
@@ -80,86 +84,27 @@ pub struct ReportArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Bradley–Terry bootstrap resamples.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = DEFAULT_BOOTSTRAP)]
     pub bootstrap: usize,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
-/// The chat-backend factory for LLM agent specs (`cot:local:smollm2-135m`, `prompt:openai:URL#model`).
-/// Backends come from `tessera-llm` (`local:NAME_OR_PATH`, `openai:URL#model`, `replay:PATH`).
-pub fn backend_factory(ctx: &Ctx) -> Option<BackendFactory> {
-    Some(super::llm_bridge::arena_backend_factory(ctx))
-}
-
-fn parse_games(ids: &[String]) -> anyhow::Result<Vec<GameId>> {
-    if ids.is_empty() {
-        return Ok(ALL_GAMES.to_vec());
-    }
-    Ok(ids
-        .iter()
-        .map(|s| GameId::parse(s))
-        .collect::<Result<_, _>>()?)
-}
-
-/// Runs a `tessera arena` subcommand.
-pub fn run(ctx: &Ctx, cmd: ArenaCmd) -> anyhow::Result<()> {
-    match cmd {
-        ArenaCmd::Match(a) => {
-            let a = apply_config(a)?;
-            if a.agents.len() != 2 {
-                bail!("`arena match` takes exactly two agents (got {}); use `arena tournament` for more", a.agents.len());
-            }
-            play(ctx, a, 2)
-        }
-        ArenaCmd::Tournament(a) => play(ctx, a, 50),
-        ArenaCmd::Report(a) => {
-            let recs = tournament::scored(&tournament::read_records(&a.out.join("matches.jsonl"))?);
-            if recs.is_empty() {
-                bail!("{}: no scored matches in matches.jsonl", a.out.display());
-            }
-            let m = metrics::compute(&recs, a.seed, a.bootstrap);
-            report::write_report(
-                &m,
-                &a.out,
-                "Arena tournament",
-                "Recomputed from matches.jsonl.",
-                "",
-            )?;
-            RunDir::at(&a.out)?.write_json("metrics.json", &m)?;
-            finish(&m, &a.out, a.json, serde_json::json!({}));
-            Ok(())
-        }
-        ArenaCmd::Games => {
-            for g in ALL_GAMES {
-                println!(
-                    "{}\n  rules: {}\n  answer format: {}\n",
-                    g.id(),
-                    g.rules(),
-                    g.action_format()
-                );
-            }
-            println!("agents: random, mcts[:sims=N] (IS-MCTS on imperfect-information games), ismcts[:sims=N], mcts_clairvoyant, cfr, cfr+ (kuhn_poker), tft (prisoners_dilemma), prompt|cot|sccot|tot:<backend spec>");
-            Ok(())
-        }
-    }
-}
-
 /// A tournament configuration file (`--config`); every key is optional.
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct PlayFile {
-    games: Option<Vec<String>>,
-    agents: Option<Vec<String>>,
+    games: Option<Vec<GameId>>,
+    agents: Option<Vec<AgentSpec>>,
     matches: Option<usize>,
     out: Option<PathBuf>,
     seed: Option<u64>,
     parallel: Option<usize>,
     retries: Option<u32>,
-    sc_samples: Option<u32>,
-    temperature: Option<f32>,
-    max_tokens: Option<u32>,
+    sc_samples: Option<usize>,
+    temperature: Option<f64>,
+    max_tokens: Option<usize>,
     bootstrap: Option<usize>,
 }
 
@@ -199,104 +144,69 @@ fn apply_config(mut a: PlayArgs) -> anyhow::Result<PlayArgs> {
     Ok(a)
 }
 
-fn play(ctx: &Ctx, a: PlayArgs, default_matches: usize) -> anyhow::Result<()> {
-    let a = apply_config(a)?;
-    let games = parse_games(&a.games)?;
-    let dir = match &a.out {
-        Some(p) => RunDir::at(p)?,
-        None => RunDir::fresh("runs", "arena")?,
+/// The run configuration of `match`/`tournament` (arguments folded with `--config`).
+fn config(ctx: &Ctx, a: &PlayArgs, default_matches: usize) -> ArenaConfig {
+    let games = if a.games.is_empty() {
+        ALL_GAMES.to_vec()
+    } else {
+        a.games.clone()
     };
-    let mut cfg = tournament::TournamentConfig::new(games, a.agents.clone());
-    cfg.matches = a.matches.unwrap_or(default_matches);
-    cfg.seed = a.seed;
-    cfg.parallel = a.parallel;
-    cfg.llm = LlmOptions {
-        retries: a.retries,
-        sc_samples: a.sc_samples,
-        ..Default::default()
-    };
-    cfg.llm.params.temperature = a.temperature;
-    cfg.llm.params.max_tokens = a.max_tokens;
-    cfg.backends = backend_factory(ctx);
-    let quiet = a.json;
-    let summary = tournament::run_tournament(&cfg, dir.path(), &|r| {
-        if !quiet {
-            let how = match (&r.status, &r.forfeit) {
-                (_, Some(f)) => format!("forfeit by {} ({:?})", f.agent, f.kind),
-                (tournament::Status::Infrastructure, _) => format!(
-                    "infrastructure failure: {}",
-                    r.infrastructure_error.clone().unwrap_or_default()
-                ),
-                _ => format!("returns {:?}", r.returns),
-            };
-            eprintln!(
-                "{} #{}: {} vs {}: {} ({} moves, {:.2}s)",
-                r.game.id(),
-                r.index,
-                r.seats[0],
-                r.seats[1],
-                how,
-                r.moves.len(),
-                r.duration_s
-            );
+    let mut t = TournamentConfig::new(games, a.agents.clone());
+    t.matches = a.matches.unwrap_or(default_matches);
+    t.seed = a.seed;
+    t.parallel = a.parallel;
+    t.llm.retries = a.retries;
+    t.llm.sc_samples = a.sc_samples;
+    t.llm.params.temperature = a.temperature;
+    t.llm.params.max_tokens = a.max_tokens;
+    t.backends = Some(super::llm_bridge::arena_backend_factory(ctx));
+    let mut cfg = ArenaConfig::new(t, a.out.clone());
+    cfg.bootstrap = a.bootstrap;
+    cfg
+}
+
+/// Runs a `tessera arena` subcommand.
+pub fn run(ctx: &Ctx, cmd: ArenaCmd) -> anyhow::Result<()> {
+    let (res, json) = match cmd {
+        ArenaCmd::Match(a) => {
+            let a = apply_config(a)?;
+            if a.agents.len() != 2 {
+                bail!("`arena match` takes exactly two agents (got {}); use `arena tournament` for more", a.agents.len());
+            }
+            play(ctx, a, 2)?
         }
-    })?;
-    // Score only this configuration's matches (the directory may hold records of other runs).
-    let recs: Vec<_> = tournament::scored(&tournament::read_records(&summary.records)?)
-        .into_iter()
-        .filter(|r| {
-            cfg.games.contains(&r.game)
-                && r.index < cfg.matches
-                && r.seats.iter().all(|s| cfg.agents.contains(s))
-        })
-        .collect();
-    if recs.is_empty() {
-        bail!(
-            "no match could be scored (infrastructure failures: {}); rerun with --out {} to retry",
-            summary.infrastructure_failures,
-            dir.path().display()
-        );
+        ArenaCmd::Tournament(a) => play(ctx, apply_config(a)?, DEFAULT_TOURNAMENT_MATCHES)?,
+        ArenaCmd::Report(a) => (recompute(&a.out, a.seed, a.bootstrap)?, a.json),
+        ArenaCmd::Games => {
+            print!("{}", runner::games_help());
+            return Ok(());
+        }
+    };
+    if json {
+        print_json(&serde_json::to_value(&res)?);
+    } else {
+        println!("{}", res.nra_table());
+        println!("report: {}", res.report_path().display());
     }
-    let m = metrics::compute(&recs, a.seed, a.bootstrap);
-    let intro = format!(
-        "Agents: {}. Games: {}. {} matches per pairing, seed {}. Records: `matches.jsonl`.",
-        a.agents.join(", "),
-        cfg.games
-            .iter()
-            .map(|g| g.id())
-            .collect::<Vec<_>>()
-            .join(", "),
-        cfg.matches,
-        a.seed
-    );
-    report::write_report(&m, dir.path(), "Arena tournament", &intro, "")
-        .context("writing the report")?;
-    dir.write_json("metrics.json", &m)?;
-    if !summary.skipped.is_empty() && !quiet {
-        eprintln!("skipped: {}", summary.skipped.join("; "));
-    }
-    finish(&m, dir.path(), a.json, serde_json::to_value(&summary)?);
     Ok(())
 }
 
-fn finish(m: &metrics::Metrics, dir: &std::path::Path, json: bool, summary: serde_json::Value) {
-    if json {
-        print_json(&serde_json::json!({
-            "out": dir.display().to_string(),
-            "run": summary,
-            "matches": m.matches,
-            "completion_rate": m.completion_rate,
-            "overall": m.overall.agents,
-            "games": m.games.iter().map(|b| serde_json::json!({"game": b.game, "agents": b.agents})).collect::<Vec<_>>(),
-            "error_profile": m.error_profile,
-        }));
-    } else {
-        let (agents, rows) = report::nra_matrix(m);
-        let mut header = vec!["game"];
-        header.extend(agents.iter().map(|s| s.as_str()));
-        println!("{}", tessera_core::report::markdown_table(&header, &rows));
-        println!("report: {}", dir.join("report.md").display());
+fn play(
+    ctx: &Ctx,
+    a: PlayArgs,
+    default_matches: usize,
+) -> anyhow::Result<(runner::ArenaRun, bool)> {
+    let cfg = config(ctx, &a, default_matches);
+    let quiet = a.json;
+    let res = tessera_arena::run(&cfg, &|r| {
+        if !quiet {
+            eprintln!("{}", runner::progress_line(r));
+        }
+    })?;
+    if let Some(s) = res.run.as_ref().filter(|s| !s.skipped.is_empty() && !quiet) {
+        eprintln!("skipped: {}", s.skipped.join("; "));
     }
+    Ok((res, a.json))
 }
 
 /// `tessera bench arena` arguments.
@@ -304,9 +214,9 @@ fn finish(m: &metrics::Metrics, dir: &std::path::Path, json: bool, summary: serd
 pub struct BenchArenaArgs {
     /// Games (default: all ten).
     #[arg(long, value_delimiter = ',')]
-    pub games: Vec<String>,
+    pub games: Vec<GameId>,
     /// MCTS simulations per move.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = tessera_arena::agents::DEFAULT_SIMULATIONS)]
     pub sims: u32,
     /// Timed searches per game.
     #[arg(long, default_value_t = 20)]
@@ -330,135 +240,36 @@ pub struct BenchArenaArgs {
 
 /// Runs `tessera bench arena`.
 pub fn bench(_ctx: &Ctx, a: BenchArenaArgs) -> anyhow::Result<()> {
-    let games = parse_games(&a.games)?;
-    let python = a
-        .python
-        .clone()
-        .or_else(|| std::env::var("TESSERA_PYTHON").ok())
-        .unwrap_or_else(|| "python3".into());
-    let os = bench::openspiel_times(&python, &games, a.sims, a.moves, a.python_moves)?;
-    let mut rows = Vec::new();
-    let mut out = Vec::new();
-    for &g in &games {
-        let rr = bench::matches_per_second(g, "random", "random", a.random_matches, 2)?;
-        let mr = bench::matches_per_second(
-            g,
-            &format!("mcts:sims={}", a.sims),
-            "random",
-            a.mcts_matches,
-            3,
-        )?;
-        let cpp = os.get(g.id()).and_then(|v| v["cpp_ms"].as_f64());
-        let py = os.get(g.id()).and_then(|v| v["python_ms"].as_f64());
-        let mut variants = vec![false];
-        if g.imperfect_information() && cpp.is_some() {
-            variants.push(true);
-        }
-        for true_state in variants {
-            let s = bench::mcts_speed(g, a.sims, a.moves, 1, true_state);
-            let comparable = !g.imperfect_information() || true_state;
-            let (cpp, py) = if comparable { (cpp, py) } else { (None, None) };
-            let cell = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into());
-            let ratio = |x: Option<f64>| {
-                x.map(|v| format!("{:.1}×", v / s.ms_per_move))
-                    .unwrap_or_else(|| "–".into())
-            };
-            rows.push(vec![
-                g.id().to_string(),
-                s.searcher.clone(),
-                format!("{:.3}", s.ms_per_move),
-                format!("{:.0}", s.sims_per_s),
-                cell(cpp),
-                ratio(cpp),
-                cell(py),
-                ratio(py),
-                format!("{rr:.0}"),
-                format!("{mr:.2}"),
-            ]);
-            out.push(serde_json::json!({"game": g.id(), "mcts": s, "openspiel_cpp_ms": cpp, "openspiel_python_ms": py,
-                "random_vs_random_matches_per_s": rr, "mcts_vs_random_matches_per_s": mr}));
-        }
-    }
+    let r = bench::run_bench(&bench::BenchConfig {
+        games: if a.games.is_empty() {
+            ALL_GAMES.to_vec()
+        } else {
+            a.games
+        },
+        sims: a.sims,
+        moves: a.moves,
+        random_matches: a.random_matches,
+        mcts_matches: a.mcts_matches,
+        python: a
+            .python
+            .or_else(|| std::env::var("TESSERA_PYTHON").ok())
+            .unwrap_or_else(|| "python3".into()),
+        python_moves: a.python_moves,
+    })?;
     if a.json {
-        print_json(&serde_json::json!({"sims": a.sims, "games": out, "openspiel": os}));
+        print_json(&serde_json::to_value(&r)?);
     } else {
-        if let Some(s) = os.get("skipped") {
-            println!("OpenSpiel comparison skipped: {}", s.as_str().unwrap_or(""));
-        }
-        println!("MCTS c=2, {} simulations, 1 random rollout, solver on (OpenSpiel settings); start positions; speedup = OpenSpiel ms / Tessera ms", a.sims);
-        println!(
-            "{}",
-            tessera_core::report::markdown_table(
-                &[
-                    "game",
-                    "searcher",
-                    "Tessera ms/move",
-                    "sims/s",
-                    "OpenSpiel C++ ms",
-                    "speedup",
-                    "OpenSpiel Python ms",
-                    "speedup",
-                    "random-vs-random matches/s",
-                    "mcts-vs-random matches/s"
-                ],
-                &rows
-            )
-        );
+        println!("{}", r.markdown());
     }
     Ok(())
 }
 
 /// MCTS vs Random on all ten games, a few matches each.
 pub fn tour(_ctx: &Ctx, dir: &RunDir) -> anyhow::Result<Option<crate::tour::Section>> {
-    let sub = dir.path().join("arena");
-    let mut cfg =
-        tournament::TournamentConfig::new(ALL_GAMES.to_vec(), vec!["mcts".into(), "random".into()]);
-    cfg.matches = 10;
-    cfg.seed = 7;
-    cfg.parallel = 2;
-    let summary = tournament::run_tournament(&cfg, &sub, &|_| {})?;
-    let recs = tournament::scored(&tournament::read_records(&summary.records)?);
-    let m = metrics::compute(&recs, 7, 100);
-    report::write_report(
-        &m,
-        &sub,
-        "Arena tournament: MCTS vs Random",
-        "Tour run.",
-        "",
-    )?;
-    let mut r = Report::new("Game arena (GTBench): MCTS vs Random");
-    r.para(&format!(
-        "MCTS (UCT c=2, 1000 simulations, random rollouts, MCTS-Solver; information-set MCTS on the imperfect-information games) against uniform Random, {} matches per game with seats swapped at half. NRA of MCTS per game (paper §2.2; +1 = MCTS wins every match). Full report: `arena/report.md`, records: `arena/matches.jsonl`.",
-        cfg.matches
-    ));
-    let rows: Vec<Vec<String>> = m
-        .games
-        .iter()
-        .map(|b| {
-            let st = b.agents.iter().find(|x| x.agent == "mcts");
-            let pair = b
-                .pairs
-                .iter()
-                .find(|p| p.0 == "mcts")
-                .map(|p| format!("{}/{}/{}", p.2.wins, p.2.draws, p.2.losses))
-                .unwrap_or_default();
-            vec![
-                b.game.map(|g| g.id().to_string()).unwrap_or_default(),
-                st.map(|s| format!("{:.2}", s.nra)).unwrap_or_default(),
-                pair,
-            ]
-        })
-        .collect();
-    r.table(&["game", "NRA of MCTS vs Random", "MCTS W/D/L"], &rows);
-    r.image("NRA of MCTS per game", "arena/nra_by_game.svg");
-    let json = serde_json::json!({
-        "matches_per_game": cfg.matches,
-        "nra_mcts_vs_random": m.games.iter().map(|b| (b.game.map(|g| g.id()).unwrap_or("?").to_string(), b.agents.iter().find(|x| x.agent == "mcts").map(|s| s.nra))).collect::<std::collections::BTreeMap<_, _>>(),
-        "completion_rate": m.completion_rate,
-    });
+    let s = tessera_arena::tour(dir.path())?;
     Ok(Some(crate::tour::Section {
-        title: "Game arena (GTBench)".into(),
-        report: r,
-        json,
+        title: s.title,
+        report: s.report,
+        json: s.json,
     }))
 }

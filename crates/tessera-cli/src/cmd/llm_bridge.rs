@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use tessera_arena::agents::backend::{
     self as arena_backend, BackendError, BackendFactory, ChatBackend,
 };
-use tessera_llm::{BlockingChat, ChatRequest, LlmError};
+use tessera_llm::{BlockingChat, ChatRequest, LlmError, ScoreRequest};
 
 /// A `tessera-llm` backend seen through the arena's trait.
 struct ArenaChat(BlockingChat);
@@ -26,19 +26,26 @@ impl ChatBackend for ArenaChat {
         messages: &[arena_backend::ChatMessage],
         params: &arena_backend::ChatParams,
     ) -> Result<Vec<String>, BackendError> {
-        let msgs = messages.to_vec();
-        let p = tessera_llm::ChatParams {
-            temperature: params.temperature as f64,
-            max_tokens: params.max_tokens as usize,
-            n: params.n as usize,
-            seed: params.seed,
-            ..Default::default()
+        let req = ChatRequest::new(messages.to_vec()).with_params(params.clone());
+        Ok(self.0.chat(&req).map_err(classify)?.texts())
+    }
+
+    fn score(
+        &self,
+        messages: &[arena_backend::ChatMessage],
+        prefix: &str,
+        continuations: &[String],
+    ) -> Result<Vec<f64>, BackendError> {
+        let req = ScoreRequest {
+            messages: messages.to_vec(),
+            prefix: prefix.to_string(),
+            continuations: continuations.to_vec(),
         };
         let resp = self
             .0
-            .chat(&ChatRequest::new(msgs).with_params(p))
+            .block_on(self.0.model().score(&req))
             .map_err(classify)?;
-        Ok(resp.texts())
+        Ok(resp.scores.iter().map(|s| s.logprob).collect())
     }
 }
 
