@@ -36,6 +36,10 @@ pub struct MogExperiment {
     pub er_projections: usize,
     /// Inference timing repetitions.
     pub timing_reps: usize,
+    /// Also run the label oracle at every baseline level (diagnostic only: it reads every node's label, test
+    /// nodes included): removes edges between differently labelled nodes first, then random same-label ones.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub oracle: bool,
 }
 
 impl MogExperiment {
@@ -56,6 +60,7 @@ impl MogExperiment {
             ablation: true,
             er_projections: 24,
             timing_reps: 11,
+            oracle: false,
         }
     }
 }
@@ -254,6 +259,19 @@ pub fn global_top_mask(scores: &[f32], keep: f64) -> Vec<bool> {
         m[e] = true;
     }
     m
+}
+
+/// The label oracle (diagnostic): keeps the `⌈keep·|E|⌉` directed edges ranked same-label first (ties broken by
+/// the fixed edge hash, i.e. at random), so it removes every edge between differently labelled nodes before any
+/// other.
+pub fn oracle_mask(d: &Dataset, keep: f64) -> Vec<bool> {
+    let rows = d.graph.edge_rows();
+    let scores: Vec<f32> = rows
+        .iter()
+        .zip(&d.graph.col)
+        .map(|(&i, &j)| f32::from(u8::from(d.labels[i as usize] == d.labels[j as usize])))
+        .collect();
+    global_top_mask(&scores, keep)
 }
 
 /// Per-node single-criterion sparsifier (one MoG expert applied everywhere).
@@ -586,6 +604,9 @@ pub fn run_mog_experiment_resuming(
             let mut masks = vec![("random".to_string(), random_mask(&data.graph, keep, seed))];
             for (c, s) in Criterion::ALL.iter().zip(&scores) {
                 masks.push((c.name().to_string(), global_top_mask(s, keep)));
+            }
+            if cfg.oracle {
+                masks.push(("label_oracle".to_string(), oracle_mask(&data, keep)));
             }
             for (name, mask) in masks {
                 if let Some(r) = previous(&name, &level, seed) {

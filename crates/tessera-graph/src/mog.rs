@@ -139,7 +139,7 @@ impl Default for MogConfig {
             refresh_every: 10,
             mix: MixMode::Grassmann,
             noisy_structure: true,
-            final_stage: FinalStage::FineTune,
+            final_stage: FinalStage::Joint,
             finetune_epochs: 50,
         }
     }

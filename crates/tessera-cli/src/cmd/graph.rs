@@ -93,6 +93,9 @@ pub struct MogArgs {
     /// Skip the score-averaging ablation.
     #[arg(long)]
     pub no_ablation: bool,
+    /// Add the label oracle to the baselines (diagnostic: it reads test labels).
+    #[arg(long)]
+    pub oracle: bool,
     /// Experts per node.
     #[arg(long, default_value_t = 2)]
     pub top_k: usize,
@@ -114,7 +117,7 @@ pub struct MogArgs {
     pub refresh: usize,
     /// After joint training: `joint` (keep the best joint epoch), `finetune` (re-sparsify with the final router,
     /// fine-tune the GNN on it) or `retrain` (re-sparsify, train a fresh GNN on it).
-    #[arg(long, default_value = "finetune")]
+    #[arg(long, default_value = "joint")]
     pub final_stage: FinalStage,
     /// Epoch limit of the fine-tune.
     #[arg(long, default_value_t = 50)]
@@ -191,6 +194,7 @@ fn mog(a: MogArgs) -> anyhow::Result<()> {
     };
     cfg.baseline_keeps = parse_list(&a.baselines)?;
     cfg.ablation = !a.no_ablation;
+    cfg.oracle = a.oracle;
     let dir = match &a.out {
         Some(p) => RunDir::at(p)?,
         None => RunDir::fresh("runs", "graph-mog")?,
@@ -238,7 +242,7 @@ pub struct BenchGraphArgs {
     #[arg(long, default_value_t = 20)]
     pub refresh: usize,
     /// After joint training: joint, finetune or retrain (see `graph mog --help`).
-    #[arg(long, default_value = "finetune")]
+    #[arg(long, default_value = "joint")]
     pub final_stage: FinalStage,
     /// Interleaved timing repetitions after a warm-up (median and range reported).
     #[arg(long, default_value_t = 7)]
