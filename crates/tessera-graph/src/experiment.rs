@@ -391,15 +391,13 @@ pub fn train_mog(
         cfg.dropout,
     )?;
     let model_vars = ps.vars.clone();
-    if mog.criteria.is_empty() || scores.len() != Criterion::ALL.len() {
-        invalid!(
-            "MoG needs at least one criterion and scores for all four (in Criterion::ALL order)"
-        );
+    if mog.criteria.is_empty() || scores.len() != Criterion::EVERY.len() {
+        invalid!("MoG needs at least one criterion and scores for all (in Criterion::EVERY order)");
     }
     let chosen: Vec<Vec<f32>> = mog
         .criteria
         .iter()
-        .map(|c| scores[Criterion::ALL.iter().position(|a| a == c).unwrap_or(0)].clone())
+        .map(|c| scores[Criterion::EVERY.iter().position(|a| a == c).unwrap_or(0)].clone())
         .collect();
     let mut src = MogSource::new(
         &d.graph,
@@ -488,7 +486,8 @@ pub fn train_mog(
     })
 }
 
-/// Criterion scores for every directed edge, in [`Criterion::ALL`] order; the gradient criterion uses `model`.
+/// Criterion scores for every directed edge, in [`Criterion::EVERY`] order; the gradient and agreement criteria use
+/// `model`.
 pub fn all_scores(
     d: &Dataset,
     x: &Input,
@@ -503,7 +502,31 @@ pub fn all_scores(
         criteria::edge_degree(&d.graph),
         criteria::effective_resistance(&d.graph, er_projections, seed)?,
         gnn::edge_gradient_magnitude(model, x, prop, &d.labels, train_ids)?,
+        prediction_agreement(d, x, model, prop)?,
     ])
+}
+
+/// `Σ_c p_u(c) p_v(c)` for every directed edge: how much the trained dense GNN's class distributions of the two
+/// endpoints agree (high: likely a same-class edge).
+pub fn prediction_agreement(
+    d: &Dataset,
+    x: &Input,
+    model: &Gnn,
+    prop: &Propagation,
+) -> Result<Vec<f32>> {
+    let logits = model.forward(x, prop, None, None)?;
+    let p = candle_nn::ops::softmax(&logits, candle_core::D::Minus1)?;
+    let c = p.dim(1)?;
+    let p = p.flatten_all()?.to_vec1::<f32>()?;
+    let rows = d.graph.edge_rows();
+    Ok(rows
+        .iter()
+        .zip(&d.graph.col)
+        .map(|(&i, &j)| {
+            let (a, b) = (i as usize * c, j as usize * c);
+            (0..c).map(|k| p[a + k] * p[b + k]).sum()
+        })
+        .collect())
 }
 
 /// Runs MoG, its ablation and the baselines over seeds. `progress` is called with a line per finished run.
@@ -553,6 +576,12 @@ pub fn run_mog_experiment_resuming(
         planned.push(("random".into(), format!("{keep}")));
         for c in Criterion::ALL {
             planned.push((c.name().into(), format!("{keep}")));
+        }
+        if cfg.mog.criteria.contains(&Criterion::Agreement) {
+            planned.push((Criterion::Agreement.name().into(), format!("{keep}")));
+        }
+        if cfg.oracle {
+            planned.push(("label_oracle".into(), format!("{keep}")));
         }
     }
     for (name, mog) in &variants {
@@ -604,6 +633,12 @@ pub fn run_mog_experiment_resuming(
             let mut masks = vec![("random".to_string(), random_mask(&data.graph, keep, seed))];
             for (c, s) in Criterion::ALL.iter().zip(&scores) {
                 masks.push((c.name().to_string(), global_top_mask(s, keep)));
+            }
+            if cfg.mog.criteria.contains(&Criterion::Agreement) {
+                masks.push((
+                    Criterion::Agreement.name().to_string(),
+                    global_top_mask(&scores[4], keep),
+                ));
             }
             if cfg.oracle {
                 masks.push(("label_oracle".to_string(), oracle_mask(&data, keep)));
