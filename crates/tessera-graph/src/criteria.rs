@@ -27,6 +27,9 @@ pub enum Criterion {
     EffectiveResistance,
     /// Gradient magnitude of the edge weight.
     GradientMagnitude,
+    /// Prediction agreement `Σ_c p_u(c) p_v(c)` of the trained dense GNN's class probabilities (not one of the
+    /// paper's criteria; opt-in with `--criteria …,agreement`).
+    Agreement,
 }
 
 impl Criterion {
@@ -37,6 +40,14 @@ impl Criterion {
         Criterion::EffectiveResistance,
         Criterion::GradientMagnitude,
     ];
+    /// [`Criterion::ALL`] plus the opt-in criteria, in score order ([`crate::experiment::all_scores`]).
+    pub const EVERY: [Criterion; 5] = [
+        Criterion::Jaccard,
+        Criterion::EdgeDegree,
+        Criterion::EffectiveResistance,
+        Criterion::GradientMagnitude,
+        Criterion::Agreement,
+    ];
     /// Short name.
     pub fn name(self) -> &'static str {
         match self {
@@ -44,6 +55,7 @@ impl Criterion {
             Criterion::EdgeDegree => "degree",
             Criterion::EffectiveResistance => "eff_resistance",
             Criterion::GradientMagnitude => "grad_magnitude",
+            Criterion::Agreement => "agreement",
         }
     }
 }
@@ -51,12 +63,12 @@ impl Criterion {
 impl std::str::FromStr for Criterion {
     type Err = crate::GraphError;
     fn from_str(s: &str) -> crate::Result<Self> {
-        Criterion::ALL
+        Criterion::EVERY
             .into_iter()
             .find(|c| c.name() == s)
             .ok_or_else(|| {
                 crate::GraphError::Invalid(format!(
-                    "unknown criterion {s:?} (expected jaccard, degree, eff_resistance or grad_magnitude)"
+                    "unknown criterion {s:?} (expected jaccard, degree, eff_resistance, grad_magnitude or agreement)"
                 ))
             })
     }

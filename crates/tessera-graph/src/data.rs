@@ -296,67 +296,74 @@ impl Dataset {
         })
     }
 
-    /// Parses `cora`, `citeseer` or `sbm:N[:DEGREE]` and loads / generates the dataset.
+    /// Parses `cora`, `citeseer` or `sbm:N[:DEGREE[:key=value,…]]` (see [`SbmConfig::from_spec`]) and loads /
+    /// generates the dataset.
     pub fn by_name(spec: &str, seed: u64) -> Result<Dataset> {
-        if let Some(rest) = spec.strip_prefix("sbm:") {
-            let mut parts = rest.split(':');
-            let n: usize = parts
-                .next()
-                .and_then(parse_count)
-                .ok_or_else(|| GraphError::Invalid(format!("bad node count in {spec:?}")))?;
-            let deg: f64 = match parts.next() {
-                Some(s) => s
-                    .parse()
-                    .map_err(|_| GraphError::Invalid(format!("bad degree in {spec:?}")))?,
-                None => 50.0,
-            };
-            return Dataset::sbm(
-                &SbmConfig {
-                    nodes: n,
-                    avg_degree: deg,
-                    ..SbmConfig::default()
-                },
-                seed,
-            );
+        if spec.starts_with("sbm:") {
+            return Dataset::sbm(&SbmConfig::from_spec(spec)?, seed);
         }
         Dataset::planetoid(spec)
     }
 
-    /// Generates a stochastic-block-model graph (see [`SbmConfig`]).
+    /// Generates a (degree-corrected) stochastic-block-model graph with noisy features and labels (see
+    /// [`SbmConfig`]).
     pub fn sbm(cfg: &SbmConfig, seed: u64) -> Result<Dataset> {
+        cfg.validate()?;
         let n = cfg.nodes;
-        if n < cfg.blocks * 4
-            || cfg.blocks < 2
-            || cfg.avg_degree < 1.0
-            || cfg.avg_degree >= n as f64 / 2.0
-        {
-            invalid!("sbm: need nodes >= 4 * blocks, blocks >= 2 and 1 <= degree < nodes / 2 (got {n}, {}, {})", cfg.blocks, cfg.avg_degree);
-        }
         let b = cfg.blocks;
         let block_of = |u: usize| (u * b / n) as u32;
         let block_start = |c: usize| (c * n).div_ceil(b);
         let mut rng = tessera_core::rng::derived(seed, "sbm-edges");
-        // Each node draws degree/2 partners: inside its block with probability `homophily`, else uniformly from
-        // the other blocks. After symmetrising, the expected degree is `avg_degree` (minus rare duplicates).
+        // Degree propensities θ_u (degree-corrected SBM, Karrer & Newman 2011): log-normal with log-std
+        // `degree_spread`, scaled to mean 1 inside each block; all 1 for the plain SBM.
+        let mut theta = vec![1f64; n];
+        if cfg.degree_spread > 0.0 {
+            let mut trng = tessera_core::rng::derived(seed, "sbm-degrees");
+            for t in theta.iter_mut() {
+                *t = (cfg.degree_spread * normal(&mut trng)).exp();
+            }
+            for c in 0..b {
+                let r = block_start(c)..block_start(c + 1);
+                let mean = theta[r.clone()].iter().sum::<f64>() / r.len() as f64;
+                theta[r].iter_mut().for_each(|t| *t /= mean);
+            }
+        }
+        // Cumulative θ inside each block, for partner draws proportional to θ.
+        let mut cum = vec![0f64; n];
+        for c in 0..b {
+            let mut acc = 0.0;
+            for u in block_start(c)..block_start(c + 1) {
+                acc += theta[u];
+                cum[u] = acc;
+            }
+        }
+        let draw_in = |c: usize, r: f64| -> usize {
+            let (s, e) = (block_start(c), block_start(c + 1));
+            let total = cum[e - 1];
+            let k = cum[s..e].partition_point(|&v| v < r * total);
+            s + k.min(e - s - 1)
+        };
+        // Node u draws θ_u·degree/2 partners: inside its block with probability `homophily`, else from a uniformly
+        // chosen other block; partners proportional to θ. After symmetrising, u's expected degree is θ_u·degree
+        // (minus rare duplicates).
         let per_node = cfg.avg_degree / 2.0;
         let mut edges = Vec::with_capacity((n as f64 * per_node * 1.05) as usize);
         for u in 0..n {
-            let draws =
-                per_node.floor() as usize + usize::from(rng.gen::<f64>() < per_node.fract());
+            let want = per_node * theta[u];
+            let draws = want.floor() as usize + usize::from(rng.gen::<f64>() < want.fract());
             let c = block_of(u) as usize;
-            let (s, e) = (block_start(c), block_start(c + 1));
             for _ in 0..draws {
-                let v = if rng.gen::<f64>() < cfg.homophily {
-                    rng.gen_range(s..e)
+                let target = if rng.gen::<f64>() < cfg.homophily {
+                    c
                 } else {
-                    // uniform over nodes outside [s, e)
-                    let k = rng.gen_range(0..n - (e - s));
-                    if k < s {
-                        k
+                    let o = rng.gen_range(0..b - 1);
+                    if o < c {
+                        o
                     } else {
-                        k + (e - s)
+                        o + 1
                     }
                 };
+                let v = draw_in(target, rng.gen::<f64>());
                 edges.push((u as u32, v as u32));
             }
         }
@@ -373,18 +380,24 @@ impl Dataset {
         let means: Vec<f32> = (0..b * f).map(|_| normal(&mut frng) as f32).collect();
         let mut features = vec![0f32; n * f];
         let mut labels = vec![0u32; n];
+        let mut lrng = tessera_core::rng::derived(seed, "sbm-labels");
         for u in 0..n {
             let c = block_of(u) as usize;
             let v = perm[u] as usize;
-            labels[v] = c as u32;
+            // Label noise: the observed class is a uniformly chosen other class with probability `label_noise`.
+            labels[v] = if lrng.gen::<f64>() < cfg.label_noise {
+                let o = lrng.gen_range(0..b - 1);
+                (if o < c { o } else { o + 1 }) as u32
+            } else {
+                c as u32
+            };
             for k in 0..f {
                 features[v * f + k] =
                     means[c * f + k] + cfg.feature_noise * normal(&mut frng) as f32;
             }
         }
-        let name = format!("sbm:{n}:{}", cfg.avg_degree);
         Ok(Dataset {
-            name,
+            name: cfg.spec(),
             graph,
             features,
             num_features: f,
@@ -447,7 +460,20 @@ fn parse_count(s: &str) -> Option<usize> {
 }
 
 /// Settings of the stochastic-block-model generator.
-#[derive(Debug, Clone)]
+///
+/// Spec syntax (see [`SbmConfig::from_spec`]): `sbm:N[:DEGREE[:key=value,…]]`, e.g.
+/// `sbm:100000:50:ratio=0.5,noise=8,label_noise=0.1,spread=0.8`. Keys ([`SbmConfig::KEYS`]):
+///
+/// | key | field | meaning |
+/// |---|---|---|
+/// | `blocks` | [`blocks`](Self::blocks) | communities = classes |
+/// | `ratio` | [`homophily`](Self::homophily) | expected within-community degree / between-community degree (sets `homophily = ratio / (1 + ratio)`) |
+/// | `homophily` | [`homophily`](Self::homophily) | fraction of a node's edges inside its community |
+/// | `noise` | [`feature_noise`](Self::feature_noise) | std of the Gaussian feature noise around the community mean |
+/// | `label_noise` | [`label_noise`](Self::label_noise) | fraction of nodes whose observed label is another class |
+/// | `spread` | [`degree_spread`](Self::degree_spread) | log-std of the degree-corrected SBM's degree propensities (0 = plain SBM) |
+/// | `dim` | [`feature_dim`](Self::feature_dim) | feature width |
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SbmConfig {
     /// Number of nodes.
     pub nodes: usize,
@@ -461,17 +487,155 @@ pub struct SbmConfig {
     pub feature_dim: usize,
     /// Standard deviation of the Gaussian feature noise around each block's random mean.
     pub feature_noise: f32,
+    /// Probability that a node's observed label is replaced by a uniformly chosen other class (edges and features
+    /// follow the true block). Caps the reachable test accuracy at `1 − label_noise`.
+    pub label_noise: f64,
+    /// Degree heterogeneity: log-std `σ` of the log-normal degree propensities `θ_u` of a degree-corrected SBM
+    /// (expected degree ∝ `θ_u`); 0 gives every node the same expected degree.
+    pub degree_spread: f64,
 }
 
 impl Default for SbmConfig {
+    /// Defaults chosen so that a dense 2-layer GCN scores in the 75–90% range at degree 50 (measured 84.2% on
+    /// `sbm:20000:50`, README): 35% of a node's edges inside its community (within/between ratio ≈ 0.54),
+    /// feature noise 4, 5% label noise, log-normal degree spread 1.
     fn default() -> Self {
         SbmConfig {
             nodes: 100_000,
             blocks: 10,
             avg_degree: 50.0,
-            homophily: 0.5,
+            homophily: 0.35,
             feature_dim: 64,
             feature_noise: 4.0,
+            label_noise: 0.05,
+            degree_spread: 1.0,
+        }
+    }
+}
+
+impl SbmConfig {
+    /// The keys accepted after `sbm:N:DEGREE:`.
+    pub const KEYS: &'static [&'static str] = &[
+        "blocks",
+        "ratio",
+        "homophily",
+        "noise",
+        "label_noise",
+        "spread",
+        "dim",
+    ];
+
+    /// Parses `sbm:N[:DEGREE[:key=value,…]]` (N accepts `100k`, `1m`, `1e6`; DEGREE defaults to 50); unknown keys
+    /// and out-of-range values are errors.
+    pub fn from_spec(spec: &str) -> Result<SbmConfig> {
+        let rest = spec.strip_prefix("sbm:").ok_or_else(|| {
+            GraphError::Invalid(format!(
+                "{spec:?} is not an sbm:N[:DEGREE[:key=value,…]] spec"
+            ))
+        })?;
+        let mut parts = rest.splitn(3, ':');
+        let mut cfg = SbmConfig {
+            nodes: parts
+                .next()
+                .and_then(parse_count)
+                .ok_or_else(|| GraphError::Invalid(format!("bad node count in {spec:?}")))?,
+            ..SbmConfig::default()
+        };
+        if let Some(s) = parts.next() {
+            cfg.avg_degree = s
+                .parse()
+                .map_err(|_| GraphError::Invalid(format!("bad degree in {spec:?}")))?;
+        }
+        for kv in parts
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+        {
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                GraphError::Invalid(format!("sbm option {kv:?} is not key=value"))
+            })?;
+            let (k, v) = (k.trim(), v.trim());
+            let num = || -> Result<f64> {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| GraphError::Invalid(format!("sbm option {k}: bad number {v:?}")))
+            };
+            match k {
+                "blocks" => cfg.blocks = num()? as usize,
+                "ratio" => {
+                    let r = num()?;
+                    if r < 0.0 {
+                        invalid!("sbm option ratio must be >= 0, got {r}");
+                    }
+                    cfg.homophily = r / (1.0 + r);
+                }
+                "homophily" => cfg.homophily = num()?,
+                "noise" => cfg.feature_noise = num()? as f32,
+                "label_noise" => cfg.label_noise = num()?,
+                "spread" => cfg.degree_spread = num()?,
+                "dim" => cfg.feature_dim = num()? as usize,
+                _ => invalid!(
+                    "unknown sbm option {k:?} (expected one of {})",
+                    SbmConfig::KEYS.join(", ")
+                ),
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks the ranges the generator needs.
+    pub fn validate(&self) -> Result<()> {
+        let n = self.nodes;
+        if n < self.blocks * 4
+            || self.blocks < 2
+            || self.avg_degree < 1.0
+            || self.avg_degree >= n as f64 / 2.0
+        {
+            invalid!("sbm: need nodes >= 4 * blocks, blocks >= 2 and 1 <= degree < nodes / 2 (got {n}, {}, {})", self.blocks, self.avg_degree);
+        }
+        if !(0.0..=1.0).contains(&self.homophily) || !(0.0..=1.0).contains(&self.label_noise) {
+            invalid!("sbm: homophily and label_noise must lie in [0, 1]");
+        }
+        if self.feature_noise.is_nan()
+            || self.feature_noise < 0.0
+            || !(0.0..=4.0).contains(&self.degree_spread)
+            || self.feature_dim == 0
+        {
+            invalid!("sbm: need noise >= 0, 0 <= spread <= 4 and dim >= 1");
+        }
+        Ok(())
+    }
+
+    /// The canonical spec of these settings (`sbm:N:DEGREE`, plus every key that differs from the defaults).
+    pub fn spec(&self) -> String {
+        let d = SbmConfig::default();
+        let mut kv = Vec::new();
+        if self.blocks != d.blocks {
+            kv.push(format!("blocks={}", self.blocks));
+        }
+        if self.homophily != d.homophily {
+            kv.push(format!("homophily={}", self.homophily));
+        }
+        if self.feature_noise != d.feature_noise {
+            kv.push(format!("noise={}", self.feature_noise));
+        }
+        if self.label_noise != d.label_noise {
+            kv.push(format!("label_noise={}", self.label_noise));
+        }
+        if self.degree_spread != d.degree_spread {
+            kv.push(format!("spread={}", self.degree_spread));
+        }
+        if self.feature_dim != d.feature_dim {
+            kv.push(format!("dim={}", self.feature_dim));
+        }
+        let base = format!("sbm:{}:{}", self.nodes, self.avg_degree);
+        if kv.is_empty() {
+            base
+        } else {
+            format!("{base}:{}", kv.join(","))
         }
     }
 }
@@ -515,6 +679,8 @@ mod tests {
         let cfg = SbmConfig {
             nodes: 4000,
             avg_degree: 20.0,
+            label_noise: 0.0,
+            degree_spread: 0.0,
             ..SbmConfig::default()
         };
         let d = Dataset::sbm(&cfg, 1).unwrap();
@@ -530,5 +696,75 @@ mod tests {
         assert!((h - cfg.homophily).abs() < 0.05, "homophily {h}");
         let s = d.standard_split(3);
         assert_eq!(s.train.len(), 200);
+    }
+
+    #[test]
+    fn sbm_spec_keys_parse_and_shape_the_graph() {
+        let c = SbmConfig::from_spec(
+            "sbm:4k:20:ratio=1,noise=2,label_noise=0.2,spread=1.2,blocks=4,dim=8",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.nodes, c.avg_degree, c.blocks, c.feature_dim),
+            (4000, 20.0, 4, 8)
+        );
+        assert!((c.homophily - 0.5).abs() < 1e-12 && c.feature_noise == 2.0);
+        assert_eq!(SbmConfig::from_spec(&c.spec()).unwrap(), c);
+        assert_eq!(SbmConfig::from_spec("sbm:1000").unwrap().avg_degree, 50.0);
+        for bad in [
+            "sbm:1000:10:foo=1",
+            "sbm:1000:10:ratio",
+            "sbm:1000:10:label_noise=2",
+            "sbm:x",
+        ] {
+            assert!(SbmConfig::from_spec(bad).is_err(), "{bad}");
+        }
+        let d = Dataset::sbm(&c, 2).unwrap();
+        // Label noise: about 20% of the labels disagree with the feature block; check via degree heterogeneity
+        // and the label histogram instead (blocks are not observable directly).
+        let degs: Vec<usize> = (0..d.graph.n).map(|i| d.graph.degree(i)).collect();
+        let mean = degs.iter().sum::<usize>() as f64 / degs.len() as f64;
+        let var = degs.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / degs.len() as f64;
+        assert!((mean - 20.0).abs() < 2.0, "mean degree {mean}");
+        // A plain SBM's degrees are ~Poisson (variance ≈ mean); log-normal propensities with σ = 1.2 spread
+        // them far wider.
+        assert!(var > 10.0 * mean, "degree variance {var} vs mean {mean}");
+        let plain = Dataset::sbm(
+            &SbmConfig {
+                degree_spread: 0.0,
+                ..c.clone()
+            },
+            2,
+        )
+        .unwrap();
+        let pv: f64 = (0..plain.graph.n)
+            .map(|i| (plain.graph.degree(i) as f64 - 20.0).powi(2))
+            .sum::<f64>()
+            / plain.graph.n as f64;
+        assert!(pv < 3.0 * 20.0, "plain SBM degree variance {pv}");
+        // Edges follow the true blocks, labels are noisy: same-label edge fraction drops by about the noise.
+        let same = |d: &Dataset| {
+            let rows = d.graph.edge_rows();
+            rows.iter()
+                .zip(&d.graph.col)
+                .filter(|(&r, &c)| d.labels[r as usize] == d.labels[c as usize])
+                .count() as f64
+                / rows.len() as f64
+        };
+        let clean = Dataset::sbm(
+            &SbmConfig {
+                label_noise: 0.0,
+                ..c.clone()
+            },
+            2,
+        )
+        .unwrap();
+        assert!((same(&clean) - 0.5).abs() < 0.05, "{}", same(&clean));
+        assert!(
+            same(&d) < same(&clean) - 0.1,
+            "{} vs {}",
+            same(&d),
+            same(&clean)
+        );
     }
 }

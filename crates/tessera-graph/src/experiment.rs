@@ -5,9 +5,10 @@ use crate::criteria::{self, Criterion};
 use crate::data::{Dataset, Graph, SbmConfig};
 use crate::error::{invalid, Result};
 use crate::gnn::{
-    self, EdgeSource, FixedGraph, Gnn, Input, ModelKind, Params, Propagation, TrainConfig,
+    self, EdgeSource, FixedGatedGraph, FixedGraph, Gnn, Input, ModelKind, Params, Propagation,
+    TrainConfig,
 };
-use crate::mog::{keep_count, pattern_from_mask, MixMode, MogConfig, MogSource};
+use crate::mog::{keep_count, pattern_from_mask, FinalStage, MixMode, MogConfig, MogSource};
 use rand::Rng;
 use serde::Serialize;
 use std::sync::Arc;
@@ -35,6 +36,10 @@ pub struct MogExperiment {
     pub er_projections: usize,
     /// Inference timing repetitions.
     pub timing_reps: usize,
+    /// Also run the label oracle at every baseline level (diagnostic only: it reads every node's label, test
+    /// nodes included): removes edges between differently labelled nodes first, then random same-label ones.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub oracle: bool,
 }
 
 impl MogExperiment {
@@ -55,6 +60,7 @@ impl MogExperiment {
             ablation: true,
             er_projections: 24,
             timing_reps: 11,
+            oracle: false,
         }
     }
 }
@@ -255,6 +261,19 @@ pub fn global_top_mask(scores: &[f32], keep: f64) -> Vec<bool> {
     m
 }
 
+/// The label oracle (diagnostic): keeps the `⌈keep·|E|⌉` directed edges ranked same-label first (ties broken by
+/// the fixed edge hash, i.e. at random), so it removes every edge between differently labelled nodes before any
+/// other.
+pub fn oracle_mask(d: &Dataset, keep: f64) -> Vec<bool> {
+    let rows = d.graph.edge_rows();
+    let scores: Vec<f32> = rows
+        .iter()
+        .zip(&d.graph.col)
+        .map(|(&i, &j)| f32::from(u8::from(d.labels[i as usize] == d.labels[j as usize])))
+        .collect();
+    global_top_mask(&scores, keep)
+}
+
 /// Per-node single-criterion sparsifier (one MoG expert applied everywhere).
 pub fn local_top_mask(g: &Graph, scores: &[f32], keep: f64) -> Vec<bool> {
     let mut m = vec![false; g.num_directed_edges()];
@@ -371,15 +390,14 @@ pub fn train_mog(
         &[d.num_features, cfg.hidden, d.num_classes],
         cfg.dropout,
     )?;
-    if mog.criteria.is_empty() || scores.len() != Criterion::ALL.len() {
-        invalid!(
-            "MoG needs at least one criterion and scores for all four (in Criterion::ALL order)"
-        );
+    let model_vars = ps.vars.clone();
+    if mog.criteria.is_empty() || scores.len() != Criterion::EVERY.len() {
+        invalid!("MoG needs at least one criterion and scores for all (in Criterion::EVERY order)");
     }
     let chosen: Vec<Vec<f32>> = mog
         .criteria
         .iter()
-        .map(|c| scores[Criterion::ALL.iter().position(|a| a == c).unwrap_or(0)].clone())
+        .map(|c| scores[Criterion::EVERY.iter().position(|a| a == c).unwrap_or(0)].clone())
         .collect();
     let mut src = MogSource::new(
         &d.graph,
@@ -401,7 +419,61 @@ pub fn train_mog(
         cfg,
         seed,
     )?;
-    let (s, gate) = src.final_graph()?;
+    let (s, gate, model, outcome) = match mog.final_stage {
+        FinalStage::Joint => {
+            let (s, gate) = src.final_graph()?;
+            (s, gate, model, outcome)
+        }
+        FinalStage::FineTune => {
+            let (s, gate) = src.chosen_graph()?;
+            let ft = TrainConfig {
+                max_epochs: mog.finetune_epochs,
+                patience: cfg.patience.min(mog.finetune_epochs),
+                ..cfg.clone()
+            };
+            let mut fixed = FixedGatedGraph(s.prop.clone(), gate.clone());
+            let mut out = gnn::train(
+                &model,
+                model_vars,
+                x,
+                &d.labels,
+                split,
+                &mut fixed,
+                &ft,
+                seed ^ 0xf1e7,
+            )?;
+            out.train_seconds += outcome.train_seconds;
+            out.epochs += outcome.epochs;
+            (s, gate, model, out)
+        }
+        FinalStage::Retrain => {
+            let (s, _) = src.chosen_graph()?;
+            let mut ps = Params::new(seed);
+            let fresh = Gnn::new(
+                kind,
+                &mut ps,
+                &[d.num_features, cfg.hidden, d.num_classes],
+                cfg.dropout,
+            )?;
+            let mut out = gnn::train(
+                &fresh,
+                ps.vars.clone(),
+                x,
+                &d.labels,
+                split,
+                &mut FixedGraph(s.prop.clone()),
+                cfg,
+                seed,
+            )?;
+            out.train_seconds += outcome.train_seconds;
+            let ones = candle_core::Tensor::ones(
+                s.prop.nnz(),
+                candle_core::DType::F32,
+                &candle_core::Device::Cpu,
+            )?;
+            (s, ones, fresh, out)
+        }
+    };
     let inference_seconds = gnn::time_inference(&model, x, &s.prop, Some(&gate), reps)?;
     Ok(MogRun {
         outcome,
@@ -414,7 +486,8 @@ pub fn train_mog(
     })
 }
 
-/// Criterion scores for every directed edge, in [`Criterion::ALL`] order; the gradient criterion uses `model`.
+/// Criterion scores for every directed edge, in [`Criterion::EVERY`] order; the gradient and agreement criteria use
+/// `model`.
 pub fn all_scores(
     d: &Dataset,
     x: &Input,
@@ -429,7 +502,31 @@ pub fn all_scores(
         criteria::edge_degree(&d.graph),
         criteria::effective_resistance(&d.graph, er_projections, seed)?,
         gnn::edge_gradient_magnitude(model, x, prop, &d.labels, train_ids)?,
+        prediction_agreement(d, x, model, prop)?,
     ])
+}
+
+/// `Σ_c p_u(c) p_v(c)` for every directed edge: how much the trained dense GNN's class distributions of the two
+/// endpoints agree (high: likely a same-class edge).
+pub fn prediction_agreement(
+    d: &Dataset,
+    x: &Input,
+    model: &Gnn,
+    prop: &Propagation,
+) -> Result<Vec<f32>> {
+    let logits = model.forward(x, prop, None, None)?;
+    let p = candle_nn::ops::softmax(&logits, candle_core::D::Minus1)?;
+    let c = p.dim(1)?;
+    let p = p.flatten_all()?.to_vec1::<f32>()?;
+    let rows = d.graph.edge_rows();
+    Ok(rows
+        .iter()
+        .zip(&d.graph.col)
+        .map(|(&i, &j)| {
+            let (a, b) = (i as usize * c, j as usize * c);
+            (0..c).map(|k| p[a + k] * p[b + k]).sum()
+        })
+        .collect())
 }
 
 /// Runs MoG, its ablation and the baselines over seeds. `progress` is called with a line per finished run.
@@ -479,6 +576,12 @@ pub fn run_mog_experiment_resuming(
         planned.push(("random".into(), format!("{keep}")));
         for c in Criterion::ALL {
             planned.push((c.name().into(), format!("{keep}")));
+        }
+        if cfg.mog.criteria.contains(&Criterion::Agreement) {
+            planned.push((Criterion::Agreement.name().into(), format!("{keep}")));
+        }
+        if cfg.oracle {
+            planned.push(("label_oracle".into(), format!("{keep}")));
         }
     }
     for (name, mog) in &variants {
@@ -530,6 +633,15 @@ pub fn run_mog_experiment_resuming(
             let mut masks = vec![("random".to_string(), random_mask(&data.graph, keep, seed))];
             for (c, s) in Criterion::ALL.iter().zip(&scores) {
                 masks.push((c.name().to_string(), global_top_mask(s, keep)));
+            }
+            if cfg.mog.criteria.contains(&Criterion::Agreement) {
+                masks.push((
+                    Criterion::Agreement.name().to_string(),
+                    global_top_mask(&scores[4], keep),
+                ));
+            }
+            if cfg.oracle {
+                masks.push(("label_oracle".to_string(), oracle_mask(&data, keep)));
             }
             for (name, mask) in masks {
                 if let Some(r) = previous(&name, &level, seed) {
@@ -677,22 +789,22 @@ pub fn summarise(runs: &[RunRecord]) -> Vec<SummaryRow> {
 /// Settings of `tessera bench graph`.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchConfig {
-    /// SBM nodes for the accuracy + speed comparison.
-    pub nodes: usize,
-    /// Average degree.
-    pub degree: f64,
+    /// The SBM graph for the accuracy + speed comparison (`sbm:N:DEGREE[:key=value,…]`).
+    pub sbm: SbmConfig,
     /// Backbone.
     pub model: ModelKind,
     /// Training settings.
     pub train: TrainConfig,
     /// MoG settings.
     pub mog: MogConfig,
-    /// Node counts for the scaling curve (inference only).
+    /// Node counts for the scaling curve (inference only; same SBM settings otherwise).
     pub scaling_nodes: Vec<usize>,
-    /// Timing repetitions.
+    /// Interleaved timing repetitions (after one warm-up pass of each graph).
     pub reps: usize,
-    /// Seed.
+    /// First seed.
     pub seed: u64,
+    /// Seeds `seed..seed + seeds`, each with its own graph, split and initialisation.
+    pub seeds: u64,
 }
 
 /// One point of the scaling curve.
@@ -704,22 +816,60 @@ pub struct ScalingPoint {
     pub dense_edges: usize,
     /// Directed edges after sparsification.
     pub sparse_edges: usize,
-    /// Dense inference seconds.
+    /// Dense inference seconds (median).
     pub dense_seconds: f64,
-    /// Sparse inference seconds.
+    /// Sparse inference seconds (median).
     pub sparse_seconds: f64,
-    /// Ratio.
+    /// Ratio of the medians.
     pub speedup: f64,
+    /// Median of the per-repetition ratios dense / sparse.
+    pub speedup_median: f64,
+    /// Smallest per-repetition ratio.
+    pub speedup_min: f64,
+    /// Largest per-repetition ratio.
+    pub speedup_max: f64,
 }
 
-/// Result of [`run_bench`].
+/// Dense vs MoG on one seed's graph.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchSeed {
+    /// Seed.
+    pub seed: u64,
+    /// Dense test accuracy.
+    pub dense_accuracy: f64,
+    /// MoG test accuracy.
+    pub mog_accuracy: f64,
+    /// MoG − dense, points.
+    pub accuracy_delta_points: f64,
+    /// MoG sparsity.
+    pub sparsity: f64,
+    /// Dense inference seconds, every repetition (paired with `mog_times`).
+    pub dense_times: Vec<f64>,
+    /// MoG-graph inference seconds, every repetition.
+    pub mog_times: Vec<f64>,
+    /// Median of the per-repetition speedups.
+    pub speedup_median: f64,
+    /// Smallest per-repetition speedup.
+    pub speedup_min: f64,
+    /// Largest per-repetition speedup.
+    pub speedup_max: f64,
+    /// Seconds spent routing + mixing during MoG training.
+    pub mog_mix_seconds: f64,
+    /// Dense training seconds.
+    pub dense_train_seconds: f64,
+    /// MoG training seconds (including mixing and the final stage).
+    pub mog_train_seconds: f64,
+}
+
+/// Result of [`run_bench`]. Accuracy, sparsity and time fields are means over seeds; the `speedup_*` fields pool
+/// the per-repetition ratios of every seed.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResult {
     /// Graph.
     pub dataset: String,
     /// Nodes.
     pub nodes: usize,
-    /// Directed edges.
+    /// Directed edges (of the first seed's graph).
     pub edges: usize,
     /// Dense test accuracy.
     pub dense_accuracy: f64,
@@ -729,87 +879,160 @@ pub struct BenchResult {
     pub accuracy_delta_points: f64,
     /// MoG sparsity.
     pub sparsity: f64,
-    /// Dense inference seconds (median).
+    /// Dense inference seconds (median over all repetitions of all seeds).
     pub dense_inference_seconds: f64,
-    /// MoG-graph inference seconds (median).
+    /// MoG-graph inference seconds (median over all repetitions of all seeds).
     pub mog_inference_seconds: f64,
-    /// Dense / MoG.
+    /// Ratio of the two medians above.
     pub inference_speedup: f64,
+    /// Median of the per-repetition ratios dense / MoG (interleaved passes, same trained weights).
+    pub speedup_median: f64,
+    /// Smallest per-repetition ratio.
+    pub speedup_min: f64,
+    /// Largest per-repetition ratio.
+    pub speedup_max: f64,
     /// Seconds spent routing + mixing during MoG training.
     pub mog_mix_seconds: f64,
     /// Seconds of dense / MoG training.
     pub dense_train_seconds: f64,
     /// MoG training seconds (including mixing).
     pub mog_train_seconds: f64,
+    /// Every seed.
+    pub per_seed: Vec<BenchSeed>,
     /// Time vs edges.
     pub scaling: Vec<ScalingPoint>,
     /// Settings.
     pub config: BenchConfig,
 }
 
-/// MoG vs dense on an SBM graph (accuracy + inference time), then inference time vs graph size.
-pub fn run_bench(cfg: &BenchConfig, log: &mut dyn FnMut(&str)) -> Result<BenchResult> {
-    let sbm = SbmConfig {
-        nodes: cfg.nodes,
-        avg_degree: cfg.degree,
-        ..SbmConfig::default()
-    };
+/// `(median, min, max)` of the per-repetition ratios `a[r] / b[r]`.
+pub fn ratio_stats(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
+    let r: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter(|(_, &y)| y > 0.0)
+        .map(|(x, y)| x / y)
+        .collect();
+    if r.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    (
+        gnn::median(&r),
+        r.iter().copied().fold(f64::INFINITY, f64::min),
+        r.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    )
+}
+
+fn bench_seed(
+    cfg: &BenchConfig,
+    seed: u64,
+    log: &mut dyn FnMut(&str),
+) -> Result<(BenchSeed, usize)> {
     let t = std::time::Instant::now();
-    let d = Dataset::sbm(&sbm, cfg.seed)?;
+    let d = Dataset::sbm(&cfg.sbm, seed)?;
     log(&format!(
-        "generated {} ({} directed edges) in {:.1}s",
+        "seed {seed}: generated {} ({} directed edges) in {:.1}s",
         d.name,
         d.graph.num_directed_edges(),
         t.elapsed().as_secs_f64()
     ));
     let x = gnn::feature_input(&d)?;
-    let split = d.standard_split(cfg.seed);
+    let split = d.standard_split(seed);
     let prop_full = Arc::new(Propagation::new(cfg.model, gnn::full_pattern(&d.graph)?)?);
     let p = Prepared {
         d: &d,
         x: x.clone(),
         split: split.clone(),
     };
-    let (dense_model, dense, dense_t0) = train_fixed(
-        &p,
-        cfg.model,
-        prop_full.clone(),
-        &cfg.train,
-        cfg.seed,
-        cfg.reps,
-    )?;
+    let (dense_model, dense, dense_t0) =
+        train_fixed(&p, cfg.model, prop_full.clone(), &cfg.train, seed, 1)?;
     log(&format!(
-        "dense: test {:.4}, {} epochs in {:.1}s, inference {:.4}s",
+        "seed {seed}: dense: test {:.4}, {} epochs in {:.1}s, inference {:.4}s",
         dense.test_accuracy, dense.epochs, dense.train_seconds, dense_t0
     ));
     let t = std::time::Instant::now();
-    let scores = all_scores(&d, &x, &dense_model, &prop_full, &split.train, 16, cfg.seed)?;
-    log(&format!("criteria in {:.1}s", t.elapsed().as_secs_f64()));
+    let scores = all_scores(&d, &x, &dense_model, &prop_full, &split.train, 16, seed)?;
+    drop(dense_model);
+    log(&format!(
+        "seed {seed}: criteria in {:.1}s",
+        t.elapsed().as_secs_f64()
+    ));
     let run = train_mog(
-        &d, &x, &split, cfg.model, &scores, &cfg.mog, &cfg.train, cfg.seed, cfg.reps,
+        &d, &x, &split, cfg.model, &scores, &cfg.mog, &cfg.train, seed, 1,
     )?;
-    let (mog, sparsity, mix_s) = (run.outcome.clone(), run.sparsity, run.mix_seconds);
+    drop(scores);
     // Same trained weights on the dense and the MoG graph, timed interleaved.
-    let (dense_t, mog_t) = gnn::time_inference_pair(
+    let (dense_times, mog_times) = gnn::time_inference_pairs(
         &run.model,
         &x,
         (&prop_full, None),
         (&run.prop, Some(&run.gate)),
         cfg.reps,
     )?;
+    let (speedup_median, speedup_min, speedup_max) = ratio_stats(&dense_times, &mog_times);
     log(&format!(
-        "mog: test {:.4}, sparsity {:.3}, {} epochs in {:.1}s (mixing {:.1}s), inference {:.4}s",
-        mog.test_accuracy, sparsity, mog.epochs, mog.train_seconds, mix_s, mog_t
+        "seed {seed}: mog: test {:.4}, sparsity {:.3}, {} epochs in {:.1}s (mixing {:.1}s), inference {:.4}s; \
+         speedup median {speedup_median:.2}x [{speedup_min:.2}, {speedup_max:.2}]",
+        run.outcome.test_accuracy,
+        run.sparsity,
+        run.outcome.epochs,
+        run.outcome.train_seconds,
+        run.mix_seconds,
+        gnn::median(&mog_times)
     ));
-    drop(scores);
+    Ok((
+        BenchSeed {
+            seed,
+            dense_accuracy: dense.test_accuracy,
+            mog_accuracy: run.outcome.test_accuracy,
+            accuracy_delta_points: 100.0 * (run.outcome.test_accuracy - dense.test_accuracy),
+            sparsity: run.sparsity,
+            dense_times,
+            mog_times,
+            speedup_median,
+            speedup_min,
+            speedup_max,
+            mog_mix_seconds: run.mix_seconds,
+            dense_train_seconds: dense.train_seconds,
+            mog_train_seconds: run.outcome.train_seconds,
+        },
+        d.graph.num_directed_edges(),
+    ))
+}
+
+/// MoG vs dense on SBM graphs over seeds (accuracy + interleaved inference timing), then inference time vs graph
+/// size.
+pub fn run_bench(cfg: &BenchConfig, log: &mut dyn FnMut(&str)) -> Result<BenchResult> {
+    if cfg.seeds == 0 || cfg.reps == 0 {
+        invalid!("bench graph needs at least one seed and one repetition");
+    }
+    cfg.sbm.validate()?;
+    let mut per_seed = Vec::new();
+    let mut edges = 0;
+    for seed in cfg.seed..cfg.seed + cfg.seeds {
+        let (s, e) = bench_seed(cfg, seed, log)?;
+        if per_seed.is_empty() {
+            edges = e;
+        }
+        per_seed.push(s);
+    }
+    let mean =
+        |f: &dyn Fn(&BenchSeed) -> f64| per_seed.iter().map(f).sum::<f64>() / per_seed.len() as f64;
+    let dense_all: Vec<f64> = per_seed
+        .iter()
+        .flat_map(|s| s.dense_times.clone())
+        .collect();
+    let mog_all: Vec<f64> = per_seed.iter().flat_map(|s| s.mog_times.clone()).collect();
+    let (speedup_median, speedup_min, speedup_max) = ratio_stats(&dense_all, &mog_all);
+    let (dense_t, mog_t) = (gnn::median(&dense_all), gnn::median(&mog_all));
+    let sparsity = mean(&|s| s.sparsity);
     let keep = 1.0 - sparsity;
     let mut scaling = Vec::new();
     for &n in &cfg.scaling_nodes {
         let g = Dataset::sbm(
             &SbmConfig {
                 nodes: n,
-                avg_degree: cfg.degree,
-                ..SbmConfig::default()
+                ..cfg.sbm.clone()
             },
             cfg.seed,
         )?;
@@ -832,14 +1055,16 @@ pub fn run_bench(cfg: &BenchConfig, log: &mut dyn FnMut(&str)) -> Result<BenchRe
             candle_core::DType::F32,
             &candle_core::Device::Cpu,
         )?;
-        let (dt, st) = gnn::time_inference_pair(
+        let (dts, sts) = gnn::time_inference_pairs(
             &model,
             &xg,
             (&dense_p, None),
             (&sparse_p, Some(&ones)),
-            cfg.reps.min(5),
+            cfg.reps,
         )?;
         drop(dense_p);
+        let (dt, st) = (gnn::median(&dts), gnn::median(&sts));
+        let (m, lo, hi) = ratio_stats(&dts, &sts);
         let pt = ScalingPoint {
             nodes: n,
             dense_edges: g.graph.num_directed_edges(),
@@ -847,27 +1072,34 @@ pub fn run_bench(cfg: &BenchConfig, log: &mut dyn FnMut(&str)) -> Result<BenchRe
             dense_seconds: dt,
             sparse_seconds: st,
             speedup: dt / st,
+            speedup_median: m,
+            speedup_min: lo,
+            speedup_max: hi,
         };
         log(&format!(
-            "scaling n={n}: dense {:.4}s ({} edges) vs sparse {:.4}s ({} edges): {:.2}x",
-            dt, pt.dense_edges, st, sparse_edges, pt.speedup
+            "scaling n={n}: dense {:.4}s ({} edges) vs sparse {:.4}s ({} edges): median {m:.2}x [{lo:.2}, {hi:.2}]",
+            dt, pt.dense_edges, st, sparse_edges
         ));
         scaling.push(pt);
     }
     Ok(BenchResult {
-        dataset: d.name.clone(),
-        nodes: d.graph.n,
-        edges: d.graph.num_directed_edges(),
-        dense_accuracy: dense.test_accuracy,
-        mog_accuracy: mog.test_accuracy,
-        accuracy_delta_points: 100.0 * (mog.test_accuracy - dense.test_accuracy),
+        dataset: cfg.sbm.spec(),
+        nodes: cfg.sbm.nodes,
+        edges,
+        dense_accuracy: mean(&|s| s.dense_accuracy),
+        mog_accuracy: mean(&|s| s.mog_accuracy),
+        accuracy_delta_points: mean(&|s| s.accuracy_delta_points),
         sparsity,
         dense_inference_seconds: dense_t,
         mog_inference_seconds: mog_t,
-        inference_speedup: dense_t / mog_t,
-        mog_mix_seconds: mix_s,
-        dense_train_seconds: dense.train_seconds,
-        mog_train_seconds: mog.train_seconds,
+        inference_speedup: if mog_t > 0.0 { dense_t / mog_t } else { 0.0 },
+        speedup_median,
+        speedup_min,
+        speedup_max,
+        mog_mix_seconds: mean(&|s| s.mog_mix_seconds),
+        dense_train_seconds: mean(&|s| s.dense_train_seconds),
+        mog_train_seconds: mean(&|s| s.mog_train_seconds),
+        per_seed,
         scaling,
         config: cfg.clone(),
     })

@@ -385,6 +385,19 @@ impl EdgeSource for FixedGraph {
     }
 }
 
+/// A fixed graph whose edges carry fixed (detached) message weights.
+pub struct FixedGatedGraph(pub Arc<Propagation>, pub Tensor);
+
+impl EdgeSource for FixedGatedGraph {
+    fn epoch_graph(&mut self, _: usize, _: bool) -> Result<EpochGraph> {
+        Ok(EpochGraph {
+            prop: self.0.clone(),
+            gate: Some(self.1.clone()),
+            aux_loss: None,
+        })
+    }
+}
+
 /// Result of one training run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TrainOutcome {
@@ -511,6 +524,19 @@ pub fn time_inference_pair(
     b: (&Propagation, Option<&Tensor>),
     reps: usize,
 ) -> Result<(f64, f64)> {
+    let (ta, tb) = time_inference_pairs(model, x, a, b, reps)?;
+    Ok((median(&ta), median(&tb)))
+}
+
+/// Wall times (seconds) of `reps` interleaved inference passes on two graphs (A, B, A, B, ...) after one warm-up
+/// pass of each, in measurement order: `(a_times, b_times)`, paired by repetition.
+pub fn time_inference_pairs(
+    model: &Gnn,
+    x: &Input,
+    a: (&Propagation, Option<&Tensor>),
+    b: (&Propagation, Option<&Tensor>),
+    reps: usize,
+) -> Result<(Vec<f64>, Vec<f64>)> {
     let _ = model.forward(x, a.0, a.1, None)?;
     let _ = model.forward(x, b.0, b.1, None)?;
     let (mut ta, mut tb) = (Vec::new(), Vec::new());
@@ -522,9 +548,22 @@ pub fn time_inference_pair(
         let _ = model.forward(x, b.0, b.1, None)?;
         tb.push(t.elapsed().as_secs_f64());
     }
-    ta.sort_by(|p, q| p.total_cmp(q));
-    tb.sort_by(|p, q| p.total_cmp(q));
-    Ok((ta[ta.len() / 2], tb[tb.len() / 2]))
+    Ok((ta, tb))
+}
+
+/// Median of a non-empty sample (mean of the two middle values for an even count; 0 for an empty one).
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|p, q| p.total_cmp(q));
+    let k = s.len();
+    if k % 2 == 1 {
+        s[k / 2]
+    } else {
+        0.5 * (s[k / 2 - 1] + s[k / 2])
+    }
 }
 
 /// A pattern holding every directed edge of an undirected graph.

@@ -7,6 +7,8 @@
 //! - [`criteria`]: edge-pruning criteria (Jaccard, edge degree, effective resistance, gradient magnitude).
 //! - [`mog`]: the paper's algorithm (§3): experts, noisy top-k router, Grassmann mixture.
 //! - [`experiment`]: MoG vs baselines over seeds, and the inference benchmark.
+//! - [`run`]: the typed entry points of the `tessera graph` / `tessera bench graph` commands and the tour section.
+#![deny(missing_docs)]
 // CSR code indexes several parallel arrays by edge id; `is_multiple_of` is newer than the workspace MSRV (1.85).
 #![allow(clippy::needless_range_loop, clippy::manual_is_multiple_of)]
 
@@ -22,6 +24,7 @@ pub mod criteria;
 pub mod experiment;
 pub mod mog;
 pub mod report;
+pub mod run;
 
 /// Runs `f` on a rayon pool of `threads` workers (0 = all cores). Small graphs run fastest on one thread: rayon's
 /// hand-offs cost more than the work, and much more when the cores are shared.

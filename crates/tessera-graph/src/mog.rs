@@ -62,6 +62,46 @@ pub enum MixMode {
     ScoreAverage,
 }
 
+/// What happens after joint router + GNN training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinalStage {
+    /// Report the GNN at its best validation epoch, on the evaluation structure of that epoch (refreshed every
+    /// `refresh_every` epochs, so possibly computed by an older router).
+    Joint,
+    /// Sparsify once more with the final router's clean gates, freeze the router and fine-tune the GNN on that
+    /// structure for `finetune_epochs` epochs (early stopping on validation); the paper's post-sparsification
+    /// fine-tune.
+    FineTune,
+    /// Sparsify once more with the final router's clean gates and train a fresh GNN from scratch on that structure
+    /// (unit edge weights), as the single-criterion baselines are trained.
+    Retrain,
+}
+
+impl std::fmt::Display for FinalStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FinalStage::Joint => "joint",
+            FinalStage::FineTune => "finetune",
+            FinalStage::Retrain => "retrain",
+        })
+    }
+}
+
+impl std::str::FromStr for FinalStage {
+    type Err = GraphError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "joint" => Ok(FinalStage::Joint),
+            "finetune" | "fine-tune" | "fine_tune" => Ok(FinalStage::FineTune),
+            "retrain" => Ok(FinalStage::Retrain),
+            _ => Err(GraphError::Invalid(format!(
+                "unknown final stage {s:?} (expected joint, finetune or retrain)"
+            ))),
+        }
+    }
+}
+
 /// MoG settings.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct MogConfig {
@@ -82,6 +122,10 @@ pub struct MogConfig {
     /// Choose the training structure with the noisy gates (the paper's noisy top-k); when false, the structure
     /// always comes from the clean gates and the noise only perturbs the gate values (train = eval structure).
     pub noisy_structure: bool,
+    /// What follows joint training (see [`FinalStage`]).
+    pub final_stage: FinalStage,
+    /// Epoch limit of [`FinalStage::FineTune`].
+    pub finetune_epochs: usize,
 }
 
 impl Default for MogConfig {
@@ -95,6 +139,8 @@ impl Default for MogConfig {
             refresh_every: 10,
             mix: MixMode::Grassmann,
             noisy_structure: true,
+            final_stage: FinalStage::Joint,
+            finetune_epochs: 50,
         }
     }
 }
@@ -675,6 +721,17 @@ impl<'a> MogSource<'a> {
         };
         let gating = self.router.route(&self.x, None)?;
         let gate = Self::edge_gate(&s, &gating.gates)?.detach();
+        Ok((s, gate))
+    }
+
+    /// The structure the router chooses now (clean gates), with its detached edge gates: the graph that
+    /// [`FinalStage::FineTune`] and [`FinalStage::Retrain`] train on.
+    pub fn chosen_graph(&mut self) -> Result<(Structure, Tensor)> {
+        let t0 = std::time::Instant::now();
+        let gating = self.router.route(&self.x, None)?;
+        let s = self.build(&gating.host)?;
+        let gate = Self::edge_gate(&s, &gating.gates)?.detach();
+        self.mix_seconds += t0.elapsed().as_secs_f64();
         Ok((s, gate))
     }
 

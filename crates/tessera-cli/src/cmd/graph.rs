@@ -2,13 +2,12 @@
 use super::Ctx;
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use std::sync::Arc;
-use tessera_core::journal::Journal;
 use tessera_core::record::RunDir;
-use tessera_graph::data::Dataset;
-use tessera_graph::experiment::{self, BenchConfig, MogExperiment};
-use tessera_graph::gnn::{self, ModelKind, Propagation, TrainConfig};
-use tessera_graph::mog::MogConfig;
+use tessera_graph::data::SbmConfig;
+use tessera_graph::experiment::{BenchConfig, MogExperiment};
+use tessera_graph::gnn::{ModelKind, TrainConfig};
+use tessera_graph::mog::{FinalStage, MogConfig};
+use tessera_graph::run;
 
 /// `tessera graph` subcommands.
 #[derive(Subcommand)]
@@ -54,12 +53,12 @@ impl TrainOpts {
 /// `tessera graph train`.
 #[derive(Args)]
 pub struct TrainArgs {
-    /// cora, citeseer, cora-gds (Cora from the graphdatascience Parquet files) or sbm:N[:DEGREE].
+    /// cora, citeseer, cora-gds (Cora from the graphdatascience Parquet files) or sbm:N[:DEGREE[:key=value,…]].
     #[arg(long, default_value = "cora")]
     pub dataset: String,
     /// gcn, sage or gin.
     #[arg(long, default_value = "gcn")]
-    pub model: String,
+    pub model: ModelKind,
     /// Seed (split, initialisation, dropout).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -73,12 +72,12 @@ pub struct TrainArgs {
 /// `tessera graph mog`.
 #[derive(Args)]
 pub struct MogArgs {
-    /// cora, citeseer, cora-gds (Cora from the graphdatascience Parquet files) or sbm:N[:DEGREE].
+    /// cora, citeseer, cora-gds (Cora from the graphdatascience Parquet files) or sbm:N[:DEGREE[:key=value,…]].
     #[arg(long, default_value = "cora")]
     pub dataset: String,
     /// gcn, sage or gin.
     #[arg(long, default_value = "gcn")]
-    pub model: String,
+    pub model: ModelKind,
     /// Number of seeds.
     #[arg(long, default_value_t = 5)]
     pub seeds: u64,
@@ -94,6 +93,9 @@ pub struct MogArgs {
     /// Skip the score-averaging ablation.
     #[arg(long)]
     pub no_ablation: bool,
+    /// Add the label oracle to the baselines (diagnostic: it reads test labels).
+    #[arg(long)]
+    pub oracle: bool,
     /// Experts per node.
     #[arg(long, default_value_t = 2)]
     pub top_k: usize,
@@ -106,13 +108,20 @@ pub struct MogArgs {
         value_delimiter = ',',
         default_value = "jaccard,degree,eff_resistance,grad_magnitude"
     )]
-    pub criteria: Vec<String>,
+    pub criteria: Vec<tessera_graph::criteria::Criterion>,
     /// Weight λ of the router's load-balancing loss (CV² of importance and load).
     #[arg(long, default_value_t = 1e-2)]
     pub balance_weight: f64,
     /// Recompute the sparse structure every this many epochs.
     #[arg(long, default_value_t = 10)]
     pub refresh: usize,
+    /// After joint training: `joint` (keep the best joint epoch), `finetune` (re-sparsify with the final router,
+    /// fine-tune the GNN on it) or `retrain` (re-sparsify, train a fresh GNN on it).
+    #[arg(long, default_value = "joint")]
+    pub final_stage: FinalStage,
+    /// Epoch limit of the fine-tune.
+    #[arg(long, default_value_t = 50)]
+    pub finetune_epochs: usize,
     #[command(flatten)]
     pub opts: TrainOpts,
     /// Run directory for result.json, report.md and the plot (default runs/graph-mog-<time>).
@@ -136,19 +145,6 @@ fn parse_list(s: &str) -> anyhow::Result<Vec<f64>> {
         .collect()
 }
 
-fn with_threads<T: Send>(
-    threads: Option<usize>,
-    nodes_hint: usize,
-    f: impl FnOnce() -> T + Send,
-) -> anyhow::Result<T> {
-    let n = threads.unwrap_or(if nodes_hint < 50_000 { 1 } else { 0 });
-    Ok(tessera_graph::with_threads(n, f)?)
-}
-
-fn nodes_hint(dataset: &str) -> usize {
-    dataset.strip_prefix("sbm:").map_or(3000, |_| 1_000_000)
-}
-
 /// Runs a `tessera graph` subcommand.
 pub fn run(_ctx: &Ctx, cmd: GraphCmd) -> anyhow::Result<()> {
     match cmd {
@@ -158,25 +154,15 @@ pub fn run(_ctx: &Ctx, cmd: GraphCmd) -> anyhow::Result<()> {
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<()> {
-    let kind: ModelKind = a.model.parse()?;
-    let cfg = a.opts.config();
-    let out = with_threads(
-        a.opts.threads,
-        nodes_hint(&a.dataset),
-        || -> anyhow::Result<serde_json::Value> {
-            let d = Dataset::by_name(&a.dataset, a.seed)?;
-            let p = experiment::Prepared::new(&d, a.seed)?;
-            let prop = Arc::new(Propagation::new(kind, gnn::full_pattern(&d.graph)?)?);
-            let (_, out, t) = experiment::train_fixed(&p, kind, prop, &cfg, a.seed, 11)?;
-            Ok(serde_json::json!({
-                "dataset": d.name, "model": kind, "nodes": d.graph.n, "edges": d.graph.num_directed_edges(),
-                "test_accuracy": out.test_accuracy, "val_accuracy": out.val_accuracy, "best_epoch": out.best_epoch,
-                "epochs": out.epochs, "train_seconds": out.train_seconds, "inference_seconds": t,
-            }))
-        },
-    )??;
+    let out = run::train(&run::TrainRun {
+        dataset: a.dataset.clone(),
+        model: a.model,
+        seed: a.seed,
+        train: a.opts.config(),
+        threads: a.opts.threads,
+    })?;
     if a.json {
-        super::print_json(&out);
+        super::print_json(&serde_json::to_value(&out)?);
     } else {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
@@ -184,8 +170,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
 }
 
 fn mog(a: MogArgs) -> anyhow::Result<()> {
-    let kind: ModelKind = a.model.parse()?;
-    let mut cfg = MogExperiment::new(&a.dataset, kind);
+    let mut cfg = MogExperiment::new(&a.dataset, a.model);
     cfg.seeds = a.seeds;
     cfg.train = a.opts.config();
     cfg.mog = MogConfig {
@@ -193,12 +178,10 @@ fn mog(a: MogArgs) -> anyhow::Result<()> {
         top_k: a.top_k,
         beta: a.beta,
         refresh_every: a.refresh,
-        criteria: a
-            .criteria
-            .iter()
-            .map(|c| c.trim().parse())
-            .collect::<Result<_, _>>()?,
+        criteria: a.criteria.clone(),
         balance_weight: a.balance_weight,
+        final_stage: a.final_stage,
+        finetune_epochs: a.finetune_epochs,
         ..MogConfig::default()
     };
     cfg.extra_level_sets = if a.curve == "none" {
@@ -211,67 +194,28 @@ fn mog(a: MogArgs) -> anyhow::Result<()> {
     };
     cfg.baseline_keeps = parse_list(&a.baselines)?;
     cfg.ablation = !a.no_ablation;
+    cfg.oracle = a.oracle;
     let dir = match &a.out {
         Some(p) => RunDir::at(p)?,
         None => RunDir::fresh("runs", "graph-mog")?,
     };
-    // Checkpoint: every finished run goes to runs.jsonl; rerunning with the same --out resumes (more seeds may be
-    // added; any other setting must match settings.json).
-    let mut settings = serde_json::to_value(&cfg)?;
-    if let Some(o) = settings.as_object_mut() {
-        o.remove("seeds");
-    }
-    tessera_core::journal::check_settings(&dir.file("settings.json"), &settings)?;
-    let (journal, done) = Journal::open::<experiment::RunRecord>(dir.file("runs.jsonl"))?;
-    if !done.is_empty() {
+    let out = run::mog(&cfg, &dir, a.opts.threads, &mut |r| {
         eprintln!(
-            "tessera graph mog: resuming {} ({} runs already done)",
-            dir.path().display(),
-            done.len()
+            "seed {} {:>18} {:>12}: sparsity {:.3} test {:.4} ({:.1}s)",
+            r.seed, r.method, r.level, r.sparsity, r.test_accuracy, r.train_seconds
+        )
+    })?;
+    if out.resumed_runs > 0 {
+        eprintln!(
+            "tessera graph mog: resumed ({} runs were already done)",
+            out.resumed_runs
         );
     }
-    let res = with_threads(a.opts.threads, nodes_hint(&a.dataset), || {
-        experiment::run_mog_experiment_resuming(&cfg, &done, &mut |r| {
-            if let Err(e) = journal.append(r) {
-                eprintln!("tessera graph mog: warning: checkpoint not written: {e}");
-            }
-            eprintln!(
-                "seed {} {:>18} {:>12}: sparsity {:.3} test {:.4} ({:.1}s)",
-                r.seed, r.method, r.level, r.sparsity, r.test_accuracy, r.train_seconds
-            )
-        })
-    })??;
-    dir.write_json("result.json", &res)?;
-    let rep = tessera_graph::report::mog_report(&res, &dir, "")?;
-    rep.write(dir.file("report.md"))?;
     eprintln!("tessera graph mog: wrote {}", dir.path().display());
     if a.json {
-        let baselines: Vec<_> = res
-            .summary
-            .iter()
-            .filter(|s| s.method != "mog" && s.method != "dense")
-            .collect();
-        let curve: Vec<_> = res.summary.iter().filter(|s| s.method == "mog").collect();
-        let by_method = |pairs: &[(String, f64)]| -> serde_json::Map<String, serde_json::Value> {
-            pairs
-                .iter()
-                .map(|(m, v)| (m.clone(), serde_json::json!(v)))
-                .collect()
-        };
-        let within = by_method(&res.max_sparsity_within_1pt);
-        let matched = by_method(&res.accuracy_at_matched_sparsity);
-        super::print_json(&serde_json::json!({
-            "dataset": res.dataset, "model": res.model, "seeds": a.seeds,
-            "dense_accuracy": res.dense_accuracy, "dense_accuracy_std": res.dense_accuracy_std,
-            "mog_accuracy": res.mog_accuracy, "mog_accuracy_std": res.mog_accuracy_std,
-            "sparsity": res.sparsity, "inference_speedup": res.inference_speedup,
-            "baselines": baselines, "mog_curve": curve, "max_sparsity_within_1pt": within,
-            "accuracy_at_matched_sparsity": matched,
-            "matched_sparsity": tessera_graph::experiment::MATCHED_SPARSITY,
-            "dir": dir.path(),
-        }));
+        super::print_json(&serde_json::to_value(&out.summary)?);
     } else {
-        println!("{}", rep.as_markdown());
+        println!("{}", out.report.as_markdown());
     }
     Ok(())
 }
@@ -287,7 +231,7 @@ pub struct BenchGraphArgs {
     pub degree: f64,
     /// gcn, sage or gin.
     #[arg(long, default_value = "gcn")]
-    pub model: String,
+    pub model: ModelKind,
     /// Node counts of the scaling curve (`none` to skip).
     #[arg(long, default_value = "10000,30000,100000,300000,1000000")]
     pub scaling: String,
@@ -297,7 +241,10 @@ pub struct BenchGraphArgs {
     /// Recompute the MoG structure every this many epochs.
     #[arg(long, default_value_t = 20)]
     pub refresh: usize,
-    /// Timing repetitions (median reported).
+    /// After joint training: joint, finetune or retrain (see `graph mog --help`).
+    #[arg(long, default_value = "joint")]
+    pub final_stage: FinalStage,
+    /// Interleaved timing repetitions after a warm-up (median and range reported).
     #[arg(long, default_value_t = 7)]
     pub reps: usize,
     /// Epoch limit.
@@ -306,9 +253,16 @@ pub struct BenchGraphArgs {
     /// Early-stopping patience.
     #[arg(long, default_value_t = 20)]
     pub patience: usize,
-    /// Seed.
+    /// First seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Seeds `seed..seed + seeds` (each its own graph, split and initialisation).
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// SBM generator options `key=value,…` (blocks, ratio, homophily, noise, label_noise, spread, dim; see
+    /// crates/tessera-graph/README.md), or a full `sbm:N:DEGREE[:key=value,…]` spec overriding --nodes/--degree.
+    #[arg(long, default_value = "")]
+    pub sbm: String,
     /// Run directory (default runs/bench-graph-<time>).
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
@@ -331,10 +285,14 @@ pub fn bench(_ctx: &Ctx, a: BenchGraphArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?
     };
+    let spec = if a.sbm.starts_with("sbm:") {
+        a.sbm.clone()
+    } else {
+        format!("sbm:{}:{}:{}", a.nodes, a.degree, a.sbm)
+    };
     let cfg = BenchConfig {
-        nodes: a.nodes,
-        degree: a.degree,
-        model: a.model.parse()?,
+        sbm: SbmConfig::from_spec(&spec)?,
+        model: a.model,
         train: TrainConfig {
             max_epochs: a.epochs,
             patience: a.patience,
@@ -343,60 +301,33 @@ pub fn bench(_ctx: &Ctx, a: BenchGraphArgs) -> anyhow::Result<()> {
         mog: MogConfig {
             keep_levels: a.levels.clone(),
             refresh_every: a.refresh,
+            final_stage: a.final_stage,
             ..MogConfig::default()
         },
         scaling_nodes: scaling,
         reps: a.reps,
         seed: a.seed,
+        seeds: a.seeds,
     };
     let dir = match &a.out {
         Some(p) => RunDir::at(p)?,
         None => RunDir::fresh("runs", "bench-graph")?,
     };
-    let res = experiment::run_bench(&cfg, &mut |s| eprintln!("bench graph: {s}"))?;
-    dir.write_json("result.json", &res)?;
-    let rep = tessera_graph::report::bench_report(&res, &dir)?;
-    rep.write(dir.file("report.md"))?;
+    let out = run::bench(&cfg, &dir, &mut |s| eprintln!("bench graph: {s}"))?;
     if a.json {
-        let mut v = serde_json::to_value(&res)?;
-        if let Some(o) = v.as_object_mut() {
-            o.insert("dir".into(), serde_json::json!(dir.path()));
-        }
-        super::print_json(&v);
+        super::print_json(&serde_json::to_value(&out)?);
     } else {
-        println!("{}", rep.as_markdown());
+        println!("{}", out.report.as_markdown());
     }
     Ok(())
 }
 
 /// The tour's section: a small MoG run on Cora (one seed, GCN, baselines at keep 0.5).
 pub fn tour(_ctx: &Ctx, dir: &RunDir) -> anyhow::Result<Option<crate::tour::Section>> {
-    let mut cfg = MogExperiment::new("cora", ModelKind::Gcn);
-    cfg.seeds = 1;
-    cfg.baseline_keeps = vec![0.5];
-    cfg.extra_level_sets = Vec::new();
-    cfg.train = TrainConfig {
-        max_epochs: 150,
-        patience: 30,
-        ..TrainConfig::default()
-    };
-    let res = with_threads(Some(1), 3000, || {
-        experiment::run_mog_experiment(&cfg, &mut |_| {})
-    })??;
-    dir.write_json("graph_mog.json", &res)?;
-    let mut rep = tessera_graph::report::mog_report(&res, dir, "graph_")?;
-    rep.para(
-        "Small scale: one seed, baselines at keep 0.5 only. Inference times on a graph this small are dominated by \
-         the dense feature transform and by noise; speed is measured on large SBM graphs by `tessera bench graph`. Full tables: `tessera graph mog --dataset cora --model gcn --seeds 5` \
-         (see crates/tessera-graph/README.md).",
-    );
-    let json = serde_json::json!({
-        "dense_accuracy": res.dense_accuracy, "mog_accuracy": res.mog_accuracy,
-        "sparsity": res.sparsity, "inference_speedup": res.inference_speedup, "summary": res.summary,
-    });
+    let s = run::tour(dir)?;
     Ok(Some(crate::tour::Section {
-        title: "Graph sparsification (MoG)".into(),
-        report: rep,
-        json,
+        title: s.title,
+        report: s.report,
+        json: s.json,
     }))
 }
