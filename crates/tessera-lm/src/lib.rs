@@ -1,17 +1,17 @@
 //! Tessera's LLaMA-family runtime on candle.
 //!
 //! - [`load`](load::load) a `.gguf` file (every quantized tensor dequantized to f32) or an HF safetensors directory;
-//!   [`save_safetensors_dir`](load::save_safetensors_dir) writes one back bit-exactly.
+//!   [`load::save_safetensors_dir`] writes one back bit-exactly.
 //! - [`Llama::forward`](model::Llama::forward): token ids or embeddings in, logits out; KV cache, prefix key/values,
-//!   a [`LayerHook`](hook::LayerHook) inside every block, residual streams after chosen layers, differentiable
+//!   a [`hook::LayerHook`] inside every block, residual streams after chosen layers, differentiable
 //!   `train` mode; chunked prefill and blocked attention bound inference memory. The same pass layer by layer:
 //!   [`Llama::embed`](model::Llama::embed), [`Llama::block_forward`](model::Llama::block_forward),
 //!   [`Llama::head`](model::Llama::head).
-//! - [`Linear`](linear::Linear): masks (baked, or kept beside a dense copy), LoRA / SparseLoRA and
+//! - [`linear::Linear`]: masks (baked, or kept beside a dense copy), LoRA / SparseLoRA and
 //!   activation-statistics hooks on every projection.
 //! - [`perturb`]: in-place seeded perturbation and update of parameters (zeroth-order optimizers).
-//! - [`generate`](generate::generate) / [`generate_batch`](generate::generate_batch) and
-//!   [`perplexity`](perplexity::perplexity).
+//! - [`generate::generate`] / [`generate::generate_batch`] (and their `_with` forms taking a hook) and
+//!   [`perplexity::perplexity`].
 #![deny(missing_docs)]
 
 pub mod bench_train;

@@ -381,7 +381,7 @@ impl Llama {
                 c.num_hidden_layers
             )));
         }
-        if hd % 2 != 0 {
+        if !hd.is_multiple_of(2) {
             return Err(LmError::Invalid(format!("head dimension {hd} is odd")));
         }
         let device = embed.device().clone();
@@ -1056,7 +1056,7 @@ impl Llama {
                 }
             }
         };
-        if let Some(h) = hook.as_deref_mut() {
+        if let Some(h) = hook {
             h.after_ffn(
                 &LayerSite {
                     layer,

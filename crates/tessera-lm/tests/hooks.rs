@@ -103,10 +103,13 @@ fn chained_blocks_equal_forward() {
     assert!(m.block_forward(9, &x, &ctx, None, None, None).is_err());
 }
 
-/// Records every call: (event, layer, tokens, positions, generated, residual norm per token).
+/// One recorded call: (event, layer, tokens, positions, generated).
+type Event = (&'static str, usize, usize, Vec<u32>, Option<usize>);
+
+/// Records every call and the residual after every FFN.
 #[derive(Default)]
 struct Recorder {
-    events: Vec<(&'static str, usize, usize, Vec<u32>, Option<usize>)>,
+    events: Vec<Event>,
     sequences: Vec<SequenceInfo>,
     residuals: Vec<Tensor>,
 }

@@ -1,4 +1,5 @@
 //! In-place seeded perturbation (MeZO's +μ, −2μ, +μ and update) on tiny random models.
+#![allow(clippy::needless_range_loop)]
 use candle_core::{Device, Tensor};
 use tessera_lm::perturb::{params, Z_BLOCK};
 use tessera_lm::testing::tiny_model;
