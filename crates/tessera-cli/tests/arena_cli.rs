@@ -291,6 +291,7 @@ fn smollm2_plays_constrained_locally_and_served() {
         .output()
         .unwrap();
     let _ = server.kill();
+    let _ = server.wait();
     assert!(
         served.status.success(),
         "{}",
