@@ -124,7 +124,7 @@ pub struct MogArgs {
     pub finetune_epochs: usize,
     #[command(flatten)]
     pub opts: TrainOpts,
-    /// Run directory for result.json, report.md and the plot (default runs/graph-mog-<time>).
+    /// Run directory for result.json, report.md and the plot (default `runs/graph-mog-<time>`).
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
     /// Print one JSON object.
@@ -263,7 +263,7 @@ pub struct BenchGraphArgs {
     /// crates/tessera-graph/README.md), or a full `sbm:N:DEGREE[:key=value,…]` spec overriding --nodes/--degree.
     #[arg(long, default_value = "")]
     pub sbm: String,
-    /// Run directory (default runs/bench-graph-<time>).
+    /// Run directory (default `runs/bench-graph-<time>`).
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
     /// Print one JSON object.
