@@ -22,6 +22,7 @@ pub mod perplexity;
 pub mod speed;
 pub mod testing;
 pub mod tokenizer;
+pub mod tour;
 
 pub use config::LlamaConfig;
 pub use error::{LmError, Result};
