@@ -9,7 +9,7 @@
 //! - [`spec::open`]: `local:NAME_OR_PATH`, `openai:URL#MODEL`, `replay:PATH`, optional `;record=PATH`.
 //! - [`Recording`] / [`ReplayChat`] ([`record`]): JSONL transcripts and offline replay.
 //! - [`blocking`]: calls from non-async code (rayon threads).
-//! - [`server`]: `tessera serve`; [`bench`]: `tessera bench serve`.
+//! - [`server`]: `tessera serve`; [`bench`](mod@bench): `tessera bench serve`.
 //!
 //! The wire format follows the OpenAI Chat Completions API reference (`POST /v1/chat/completions`, server-sent
 //! event chunks `chat.completion.chunk`, error objects `{"error": {message, type, param, code}}`).

@@ -9,6 +9,7 @@
 //!   [`perplexity`](perplexity::perplexity).
 #![warn(missing_docs)]
 
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod export;

@@ -1,14 +1,11 @@
 //! `tessera info|generate|perplexity`, `tessera bench decode|lora`: argument parsing and printing; the work is in
 //! `tessera-lm` (the tour section is `tessera_lm::tour::tour`).
 use super::{print_json, Ctx};
-use anyhow::Context as _;
 use clap::Args;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tessera_core::assets;
-use tessera_lm::{
-    generate as lm_generate, perplexity as ppl, speed, ChatMessage, Llama, SamplingParams,
-};
+use tessera_lm::{commands, speed, Llama, SamplingParams};
 
 /// Default model for every command that takes one.
 pub const DEFAULT_MODEL: &str = tessera_lm::tour::TOUR_MODEL;
@@ -33,17 +30,7 @@ pub struct InfoArgs {
 /// Runs `tessera info`.
 pub fn info(ctx: &Ctx, a: InfoArgs) -> anyhow::Result<()> {
     let path = assets::resolve_model(&a.model, ctx.offline)?;
-    let m = tessera_lm::load(&path)?;
-    let v = serde_json::json!({
-        "path": path,
-        "config": m.config,
-        "parameters": m.num_params(),
-        "tied_embeddings": m.is_tied(),
-        "f32_bytes": m.num_params() * 4,
-        "tokenizer_vocab": m.tokenizer.as_ref().map(|t| t.vocab_size()),
-        "eos_ids": m.tokenizer.as_ref().map(|t| t.eos_ids.clone()),
-        "default_system_prompt": m.tokenizer.as_ref().and_then(|t| t.template.default_system.clone()),
-    });
+    let v = serde_json::to_value(commands::model_info(&path, &tessera_lm::load(&path)?))?;
     if a.json {
         print_json(&v);
     } else {
@@ -93,20 +80,6 @@ pub struct GenerateArgs {
     pub json: bool,
 }
 
-fn prompt_ids(m: &Llama, text: &str, chat: bool, system: Option<&str>) -> anyhow::Result<Vec<u32>> {
-    let tok = m.tokenizer()?;
-    Ok(if chat {
-        let mut msgs = vec![];
-        if let Some(s) = system {
-            msgs.push(ChatMessage::new("system", s));
-        }
-        msgs.push(ChatMessage::new("user", text));
-        tok.encode_chat(&msgs)?
-    } else {
-        tok.encode(text)?
-    })
-}
-
 /// Runs `tessera generate`.
 pub fn generate(ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
     let m = load_model(ctx, &a.model)?;
@@ -122,41 +95,25 @@ pub fn generate(ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
     let prompts: Vec<Vec<u32>> = a
         .prompt
         .iter()
-        .map(|t| prompt_ids(&m, t, a.chat, a.system.as_deref()))
-        .collect::<anyhow::Result<_>>()?;
-    let t0 = std::time::Instant::now();
-    let gens = if prompts.len() == 1 {
-        let mut out = std::io::stdout();
-        let stream = !a.json;
-        let g = lm_generate(&m, &prompts[0], &p, &mut |s| {
-            if stream {
-                let _ = out.write_all(s.as_bytes());
-                let _ = out.flush();
-            }
-            true
-        })?;
+        .map(|t| commands::prompt_ids(&m, t, a.chat, a.system.as_deref()))
+        .collect::<Result<_, _>>()?;
+    let stream = !a.json && prompts.len() == 1;
+    let mut out = std::io::stdout();
+    let r = commands::generate_prompts(&m, &prompts, &p, &mut |s| {
         if stream {
-            println!();
+            let _ = out.write_all(s.as_bytes());
+            let _ = out.flush();
         }
-        vec![g]
-    } else {
-        let gs = tessera_lm::generate_batch(&m, &prompts, &p)?;
-        if !a.json {
-            for (i, g) in gs.iter().enumerate() {
+        true
+    })?;
+    match (&r, a.json) {
+        (_, true) => print_json(&serde_json::to_value(&r)?),
+        (commands::GenerateOutput::Single { .. }, false) => println!(),
+        (commands::GenerateOutput::Batch { generations, .. }, false) => {
+            for (i, g) in generations.iter().enumerate() {
                 println!("[{i}] {}", g.text);
             }
         }
-        gs
-    };
-    let secs = t0.elapsed().as_secs_f64();
-    if a.json {
-        let n: usize = gens.iter().map(|g| g.tokens.len()).sum();
-        let v = if gens.len() == 1 {
-            serde_json::json!({ "text": gens[0].text, "generation": gens[0], "seconds": secs, "tokens_per_s": n as f64 / secs })
-        } else {
-            serde_json::json!({ "generations": gens, "seconds": secs, "tokens_per_s": n as f64 / secs })
-        };
-        print_json(&v);
     }
     Ok(())
 }
@@ -189,35 +146,6 @@ pub fn wikitext_test() -> anyhow::Result<PathBuf> {
     Ok(assets::resolve_data(tessera_lm::tour::WIKITEXT_TEST)?)
 }
 
-fn run_perplexity(
-    m: &Llama,
-    text_path: &Path,
-    window: usize,
-    stride: usize,
-    max_tokens: usize,
-) -> anyhow::Result<ppl::PerplexityReport> {
-    let text = tessera_core::fsx::read_to_string(text_path)?;
-    let ids =
-        ppl::tokenize_document(m, &text).with_context(|| format!("{}", text_path.display()))?;
-    let total = if max_tokens > 0 {
-        ids.len().min(max_tokens)
-    } else {
-        ids.len()
-    };
-    let windows = if total <= window {
-        1
-    } else {
-        (total - window).div_ceil(stride) + 1
-    };
-    let pb = tessera_core::progress::bar(windows as u64, "perplexity");
-    let r = ppl::perplexity(m, &ids, window, stride, max_tokens, &mut |d, _| {
-        pb.set_position(d as u64)
-    })
-    .with_context(|| format!("{}", text_path.display()))?;
-    pb.finish_and_clear();
-    Ok(r)
-}
-
 /// Runs `tessera perplexity`.
 pub fn perplexity(ctx: &Ctx, a: PerplexityArgs) -> anyhow::Result<()> {
     let text = match a.text {
@@ -225,14 +153,16 @@ pub fn perplexity(ctx: &Ctx, a: PerplexityArgs) -> anyhow::Result<()> {
         None => wikitext_test()?,
     };
     let m = load_model(ctx, &a.model)?;
-    let t0 = std::time::Instant::now();
-    let r = run_perplexity(&m, &text, a.window, a.stride, a.max_tokens)?;
-    let mut v = serde_json::to_value(&r)?;
-    v["text"] = serde_json::json!(text);
-    v["seconds"] = serde_json::json!(t0.elapsed().as_secs_f64());
+    let pb = tessera_core::progress::bar(0, "perplexity");
+    let r = commands::perplexity_file(&m, &text, a.window, a.stride, a.max_tokens, &mut |d, n| {
+        pb.set_length(n as u64);
+        pb.set_position(d as u64)
+    })?;
+    pb.finish_and_clear();
     if a.json {
-        print_json(&v);
+        print_json(&serde_json::to_value(&r)?);
     } else {
+        let r = &r.report;
         println!(
             "perplexity {:.4} over {} scored tokens ({} windows of {}, stride {})",
             r.perplexity, r.scored_tokens, r.windows, r.window, r.stride
