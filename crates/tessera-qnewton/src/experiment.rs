@@ -104,7 +104,7 @@ pub fn time_to_accuracy(curve: &[crate::train::CurvePoint], target: f64) -> Opti
 /// The target accuracy of a comparison: `fraction` × the final test accuracy of its `newton` run.
 pub fn target_accuracy(runs: &[LabelledRun], fraction: f64) -> Option<f64> {
     runs.iter()
-        .find(|r| r.label == "newton")
+        .find(|r| r.result.optimizer == Optimizer::Newton)
         .map(|r| fraction * r.result.final_test_acc)
 }
 
@@ -194,7 +194,7 @@ pub fn comparison_report(
         .unwrap_or_default();
     let newton_time = runs
         .iter()
-        .find(|r| r.label == "newton")
+        .find(|r| r.result.optimizer == Optimizer::Newton)
         .map(|r| r.result.time_s);
     rep.para(&format!(
         "Dataset `{dataset}`. Time is charged training time (evaluation excluded). For Q-Newton rows, solves routed \
@@ -215,7 +215,7 @@ pub fn comparison_report(
         .map(|r| {
             let x = &r.result;
             let vs = newton_time
-                .filter(|_| x.optimizer.contains("newton"))
+                .filter(|_| x.optimizer.is_newton())
                 .map(|t| format!("{:+.0}%", 100.0 * (x.time_s - t) / t))
                 .unwrap_or_else(|| "".into());
             vec![
@@ -233,14 +233,14 @@ pub fn comparison_report(
                     (Some(_), Some(t)) => fmt_s(t),
                     (Some(_), None) => "not reached".into(),
                 },
-                if x.optimizer == "qnewton" {
+                if x.optimizer == Optimizer::Qnewton {
                     fmt_s(x.time.prune + x.time.kappa)
                 } else {
                     "".into()
                 },
                 format!("{:.4}", x.final_train_loss),
                 format!("{:.3}", x.final_test_acc),
-                if x.optimizer.contains("newton") {
+                if x.optimizer.is_newton() {
                     format!("{}/{}", x.blocks_quantum, x.blocks_classical)
                 } else {
                     "".into()
@@ -276,7 +276,7 @@ pub fn comparison_report(
     };
     let brows: Vec<Vec<String>> = runs
         .iter()
-        .filter(|r| r.result.optimizer.contains("newton"))
+        .filter(|r| r.result.optimizer.is_newton())
         .map(|r| brow(&r.label, &r.result.time))
         .collect();
     rep.para(
@@ -325,7 +325,10 @@ pub fn comparison_report(
     )?;
     rep.image("accuracy vs time", &acc_svg);
 
-    if let Some(q) = runs.iter().find(|r| r.result.optimizer == "qnewton") {
+    if let Some(q) = runs
+        .iter()
+        .find(|r| r.result.optimizer == Optimizer::Qnewton)
+    {
         let blocks = &q.result.blocks;
         let traj = kappa_trajectory(blocks);
         let kappa_series: Vec<Series> = traj

@@ -94,8 +94,8 @@ pub struct RunConfig {
 pub struct RunSummary {
     /// Label (the optimiser, or `qnewton gate <t>s` in the comparison).
     pub label: String,
-    /// Optimiser name.
-    pub optimizer: String,
+    /// The optimiser (serialised as its name).
+    pub optimizer: Optimizer,
     /// Dataset name.
     pub dataset: String,
     /// Evaluation curve.
@@ -147,7 +147,7 @@ impl RunSummary {
     pub fn new(label: &str, r: &TrainResult) -> Self {
         RunSummary {
             label: label.into(),
-            optimizer: r.optimizer.clone(),
+            optimizer: r.optimizer,
             dataset: r.dataset.clone(),
             curves: r.curve.clone(),
             time_s: r.time_s,

@@ -190,8 +190,8 @@ impl TimeBreakdown {
 /// Everything a run produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainResult {
-    /// Optimiser name.
-    pub optimizer: String,
+    /// The optimiser (serialised as its name).
+    pub optimizer: Optimizer,
     /// Dataset name.
     pub dataset: String,
     /// Settings used.
@@ -318,7 +318,7 @@ pub fn train(
         .cloned()
         .ok_or_else(|| QnError::InvalidInput("no evaluation".into()))?;
     Ok(TrainResult {
-        optimizer: cfg.optimizer.name().into(),
+        optimizer: cfg.optimizer,
         dataset: train.name.clone(),
         config: cfg.clone(),
         blocks_classical: blocks.len() - blocks_quantum,
