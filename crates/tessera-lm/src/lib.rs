@@ -1,11 +1,11 @@
 //! Tessera's LLaMA-family runtime on candle.
 //!
 //! - [`load`](load::load) a `.gguf` file (every quantized tensor dequantized to f32) or an HF safetensors directory;
-//!   [`save_safetensors_dir`](load::save_safetensors_dir) writes one back bit-exactly.
+//!   [`save_safetensors_dir`] writes one back bit-exactly.
 //! - [`Llama::forward`](model::Llama::forward): token ids or embeddings in, logits out; KV cache, prefix key/values,
 //!   per-layer FFN gate, differentiable `train` mode.
-//! - [`Linear`](linear::Linear): mask, LoRA and activation-statistics hooks on every projection.
-//! - [`generate`](generate::generate) / [`generate_batch`](generate::generate_batch) and
+//! - [`Linear`]: mask, LoRA and activation-statistics hooks on every projection.
+//! - [`generate`](generate::generate) / [`generate_batch`] and
 //!   [`perplexity`](perplexity::perplexity).
 #![warn(missing_docs)]
 

@@ -66,7 +66,7 @@ impl CustomOp1 for FrozenMatmul {
     }
 }
 
-/// `x Wᵀ` with `W` frozen: gradients reach `x` but none is computed for `W` ([`FrozenMatmul`], f32 on CPU).
+/// `x Wᵀ` with `W` frozen: gradients reach `x` but none is computed for `W` (`FrozenMatmul`, f32 on CPU).
 /// Other dtypes and devices fall back to a matmul with a detached `W` (same gradients, more memory).
 pub fn frozen_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if x.dtype() != DType::F32 || w.dtype() != DType::F32 || !x.device().is_cpu() {
