@@ -18,25 +18,20 @@ pub struct TourArgs {
     pub json: bool,
 }
 
-/// One system's part of the tour.
-pub struct Section {
-    /// Section title in the report.
-    pub title: String,
-    /// Markdown for the section (its `#` title becomes `##`).
-    pub report: Report,
-    /// Machine-readable results.
-    pub json: serde_json::Value,
-}
+/// One system's part of the tour (every crate's `tour` function returns one).
+pub type Section = tessera_core::report::TourSection;
 
 type SectionFn = fn(&Ctx, &RunDir) -> anyhow::Result<Option<Section>>;
 
 /// Every system, in report order.
 const SYSTEMS: &[(&str, SectionFn)] = &[
-    ("lm", cmd::lm::tour),
+    ("lm", |c, d| Ok(Some(tessera_lm::tour::tour(d, c.offline)?))),
     ("serve", cmd::serve::tour),
     ("arena", cmd::arena::tour),
     ("graph", cmd::graph::tour),
-    ("qnewton", cmd::qnewton::tour),
+    ("qnewton", |c, d| {
+        Ok(Some(tessera_qnewton::tour::tour(d, c.offline)?))
+    }),
 ];
 
 /// Runs the tour.

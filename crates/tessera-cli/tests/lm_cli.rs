@@ -120,3 +120,44 @@ fn bad_inputs_exit_2_with_one_line_naming_the_problem() {
         "no-such-model",
     );
 }
+
+#[test]
+fn bench_decode_json_has_the_contract_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = tiny(dir.path());
+    // No llama-cpp-python behind this interpreter: its rows are "skipped" and the ratios null.
+    let v = run_json(
+        tessera()
+            .env("TESSERA_HOME", dir.path())
+            .args(["bench", "decode"])
+            .arg(&p)
+            .args([
+                "--steps",
+                "3",
+                "--threads",
+                "1",
+                "--python",
+                "/nonexistent/python",
+                "--json",
+            ]),
+    );
+    for k in [
+        "model",
+        "threads",
+        "prompt_tokens",
+        "steps",
+        "engines",
+        "decode_ratio_vs_llama_cpp_f32",
+        "prompt_ratio_vs_llama_cpp_f32",
+    ] {
+        assert!(v.get(k).is_some(), "missing {k}: {v}");
+    }
+    let ours = &v["engines"]["tessera f32"];
+    assert!(ours["decode_tokens_per_s"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(ours["prompt_tokens_per_s"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(ours.get("prompt_ids").is_none(), "{v}");
+    assert!(v["engines"]["llama.cpp f32"]["skipped"].is_string(), "{v}");
+    assert!(v["decode_ratio_vs_llama_cpp_f32"].is_null());
+    assert_eq!(v["steps"], 3);
+    assert!(v["prompt_tokens"].as_u64().unwrap() > 0);
+}

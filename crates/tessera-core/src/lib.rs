@@ -4,14 +4,15 @@
 //! - [`fsx`]: atomic writes, so an interrupted run never leaves a half-written result.
 //! - [`rng`]: seeded, reproducible random streams derived from one run seed.
 //! - [`progress`]: progress bars that stay quiet when stderr is not a terminal.
-//! - [`report`]: Markdown reports with tables and SVG plots.
+//! - [`report`]: Markdown reports with tables and SVG plots, and the [`report::TourSection`] every tour returns.
 //! - [`record`]: run directories holding JSON results plus the report.
 //! - [`mem`]: resident-memory readings (current and resettable peak) for memory benchmarks.
 //! - [`alloc`]: a counting global allocator (live and peak heap bytes) and a scope guard for one step's peak.
 //! - [`journal`]: append-only JSONL checkpoints that let long runs resume.
 //! - [`chat`]: the chat message shared by the runtime, the backends and LLM agents.
+//! - [`text`]: prefixes that never split a UTF-8 character.
 //! - [`assets`]: the model cache (`$TESSERA_HOME`) and dataset resolution.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod alloc;
 pub mod assets;
@@ -24,5 +25,6 @@ pub mod progress;
 pub mod record;
 pub mod report;
 pub mod rng;
+pub mod text;
 
 pub use error::{Error, Result};

@@ -71,6 +71,32 @@ impl Report {
     }
 }
 
+/// One system's part of `tessera tour`: what every crate's `tour` function returns.
+///
+/// Convention: `pub fn tour(dir: &tessera_core::record::RunDir, offline: bool) -> Result<TourSection, CrateError>`
+/// runs the system at small scale, writes its files (plots, JSON) into `dir` and returns the section; the CLI
+/// includes `report` in `report.md` and puts `json` under `title` in `tour.json`.
+#[derive(Debug, Clone)]
+pub struct TourSection {
+    /// Key of the section's results in `tour.json`.
+    pub title: String,
+    /// Markdown for the section (its `#` title becomes `##` in the tour report).
+    pub report: Report,
+    /// Machine-readable results.
+    pub json: serde_json::Value,
+}
+
+impl TourSection {
+    /// A section from its parts.
+    pub fn new(title: impl Into<String>, report: Report, json: serde_json::Value) -> Self {
+        TourSection {
+            title: title.into(),
+            report,
+            json,
+        }
+    }
+}
+
 /// Renders a Markdown table.
 pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");

@@ -16,6 +16,7 @@
 
 pub mod bench_train;
 pub mod checkpoint;
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod export;
@@ -34,6 +35,7 @@ pub mod perturb;
 pub mod speed;
 pub mod testing;
 pub mod tokenizer;
+pub mod tour;
 
 pub use config::LlamaConfig;
 pub use error::{LmError, Result};

@@ -1,13 +1,24 @@
 //! Speed measurement of the runtime (used by `tessera bench decode` and the tour): prompt processing and greedy
 //! decoding timed separately, plus the process's peak resident memory.
-use crate::error::Result;
+//!
+//! [`bench_decode`] is the whole `tessera bench decode` comparison: our runtime and llama.cpp (on an f32 GGUF we
+//! write, and on the original file), each in its own process so that peak memory is per engine. Our engine's
+//! process is a [`WorkerCommand`] (the `tessera` binary in worker mode) that runs [`decode_worker`] and prints its
+//! [`DecodeWorkerOutput`] as JSON.
+use crate::error::{LmError, Result};
 use crate::generate::{sample, SamplingParams};
 use crate::model::{Cache, Llama};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// The benchmark prompt (37 tokens with SmolLM2's tokenizer).
+pub const BENCH_PROMPT: &str = "The history of the printing press begins in the fifteenth century, when Johannes Gutenberg combined movable metal type, oil-based inks and a wooden hand press into a system that could print books quickly";
+/// Default greedy decode steps of the benchmark and the tour.
+pub const BENCH_STEPS: usize = 63;
+
 /// Measured speed of one engine.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DecodeSpeed {
     /// Prompt tokens processed per second (one batched forward).
     pub prompt_tokens_per_s: f64,
@@ -80,5 +91,241 @@ pub fn measure_decode(model: &Llama, prompt: &[u32], steps: usize) -> Result<Dec
         prompt_tokens_per_s: prompt.len() as f64 / prompt_s,
         decode_tokens_per_s: steps as f64 / decode_s,
         peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+/// What the runtime's worker process prints (one JSON object).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecodeWorkerOutput {
+    /// The measured speed.
+    #[serde(flatten)]
+    pub speed: DecodeSpeed,
+    /// The benchmark prompt's token ids (passed on to llama.cpp so both engines see the same prompt).
+    pub prompt_ids: Vec<u32>,
+}
+
+/// The worker's job: load `model`, encode [`BENCH_PROMPT`] and time it (run inside the worker process).
+pub fn decode_worker(model: &Path, steps: usize) -> Result<DecodeWorkerOutput> {
+    let m = crate::load(model)?;
+    let prompt_ids = m.tokenizer()?.encode(BENCH_PROMPT)?;
+    let speed = measure_decode(&m, &prompt_ids, steps)?;
+    Ok(DecodeWorkerOutput { speed, prompt_ids })
+}
+
+/// How to start the runtime's worker process: `exe args… --steps N <model>` must run [`decode_worker`] and print
+/// its [`DecodeWorkerOutput`] as one JSON object on stdout.
+#[derive(Debug, Clone)]
+pub struct WorkerCommand {
+    /// The executable.
+    pub exe: PathBuf,
+    /// Leading arguments (e.g. `bench decode --worker --json`).
+    pub args: Vec<String>,
+}
+
+/// Settings of [`bench_decode`].
+#[derive(Debug, Clone)]
+pub struct DecodeBenchConfig {
+    /// The model (a `.gguf` file enables the llama.cpp rows).
+    pub model: PathBuf,
+    /// Threads for every engine.
+    pub threads: usize,
+    /// Greedy decode steps.
+    pub steps: usize,
+    /// Python interpreter with llama-cpp-python.
+    pub python: String,
+    /// Where the f32 GGUF for llama.cpp is written (once) and found again.
+    pub f32_dir: PathBuf,
+}
+
+/// One engine's row: its speed, or why it did not run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EngineResult {
+    /// The engine did not run (e.g. llama-cpp-python missing).
+    Skipped {
+        /// Why.
+        skipped: String,
+    },
+    /// The engine ran.
+    Measured(DecodeSpeed),
+}
+
+impl EngineResult {
+    /// The speed, when measured.
+    pub fn speed(&self) -> Option<&DecodeSpeed> {
+        match self {
+            EngineResult::Measured(s) => Some(s),
+            EngineResult::Skipped { .. } => None,
+        }
+    }
+}
+
+/// Label of our runtime's row.
+pub const ENGINE_TESSERA: &str = "tessera f32";
+/// Label of llama.cpp on the f32 GGUF (the ratios' baseline).
+pub const ENGINE_LLAMA_CPP_F32: &str = "llama.cpp f32";
+/// Label of llama.cpp on the original (quantized) file.
+pub const ENGINE_LLAMA_CPP_ORIGINAL: &str = "llama.cpp original";
+
+/// The `tessera bench decode` result (its `--json` object).
+#[derive(Debug, Clone, Serialize)]
+pub struct DecodeBench {
+    /// The model file.
+    pub model: PathBuf,
+    /// Threads per engine.
+    pub threads: usize,
+    /// Prompt length in tokens.
+    pub prompt_tokens: usize,
+    /// Greedy decode steps.
+    pub steps: usize,
+    /// Every engine's row, by label.
+    #[serde(serialize_with = "ordered_map")]
+    pub engines: Vec<(String, EngineResult)>,
+    /// Our decode speed over llama.cpp f32's.
+    pub decode_ratio_vs_llama_cpp_f32: Option<f64>,
+    /// Our prompt speed over llama.cpp f32's.
+    pub prompt_ratio_vs_llama_cpp_f32: Option<f64>,
+}
+
+fn ordered_map<S: serde::Serializer>(
+    rows: &[(String, EngineResult)],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_map(rows.iter().map(|(k, v)| (k, v)))
+}
+
+impl std::fmt::Display for DecodeBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "model {}  threads {}  prompt {} tokens  decode {} steps",
+            self.model.display(),
+            self.threads,
+            self.prompt_tokens,
+            self.steps
+        )?;
+        writeln!(
+            f,
+            "{:<20} {:>12} {:>12} {:>10}",
+            "engine", "prompt tok/s", "decode tok/s", "peak MiB"
+        )?;
+        for (l, v) in &self.engines {
+            match v {
+                EngineResult::Skipped { skipped } => writeln!(f, "{l:<20} skipped ({skipped})")?,
+                EngineResult::Measured(s) => writeln!(
+                    f,
+                    "{l:<20} {:>12.1} {:>12.1} {:>10.0}",
+                    s.prompt_tokens_per_s,
+                    s.decode_tokens_per_s,
+                    s.peak_rss_mb.unwrap_or(0.0)
+                )?,
+            }
+        }
+        match (
+            self.decode_ratio_vs_llama_cpp_f32,
+            self.prompt_ratio_vs_llama_cpp_f32,
+        ) {
+            (Some(d), Some(p)) => write!(
+                f,
+                "ratio vs llama.cpp f32: decode {d:.2}x (target >= 0.8), prompt {p:.2}x (target >= 0.5)"
+            ),
+            _ => write!(f, "ratio vs llama.cpp f32: skipped"),
+        }
+    }
+}
+
+fn other(msg: String) -> LmError {
+    LmError::Core(tessera_core::Error::Other(msg))
+}
+
+/// Runs one llama.cpp job through the Python script; any failure becomes a skipped row.
+fn llama_cpp_row(python: &str, script: &Path, job: &serde_json::Value) -> EngineResult {
+    let skipped = |s: String| EngineResult::Skipped { skipped: s };
+    match std::process::Command::new(python)
+        .arg(script)
+        .arg(job.to_string())
+        .output()
+    {
+        Ok(o) if o.status.success() => {
+            let last = o
+                .stdout
+                .trim_ascii_end()
+                .rsplit(|&b| b == b'\n')
+                .next()
+                .unwrap_or(b"{}");
+            serde_json::from_slice(last).unwrap_or_else(|_| skipped("unparsable output".into()))
+        }
+        Ok(o) => skipped(format!(
+            "failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        )),
+        Err(e) => skipped(format!("{python}: {e}")),
+    }
+}
+
+/// Runs `tessera bench decode`: our runtime in a worker process, then (for a GGUF model) llama.cpp on an f32 GGUF
+/// written by us and on the original file, and the speed ratios against llama.cpp f32.
+pub fn bench_decode(cfg: &DecodeBenchConfig, worker: &WorkerCommand) -> Result<DecodeBench> {
+    let out = std::process::Command::new(&worker.exe)
+        .args(&worker.args)
+        .args(["--steps", &cfg.steps.to_string()])
+        .arg(&cfg.model)
+        .env("RAYON_NUM_THREADS", cfg.threads.to_string())
+        .output()
+        .map_err(|e| other(format!("{}: {e}", worker.exe.display())))?;
+    if !out.status.success() {
+        return Err(other(format!(
+            "tessera worker failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let ours: DecodeWorkerOutput =
+        serde_json::from_slice(&out.stdout).map_err(|e| other(format!("worker output: {e}")))?;
+    let mut engines = vec![(
+        ENGINE_TESSERA.to_string(),
+        EngineResult::Measured(ours.speed.clone()),
+    )];
+    if cfg.model.extension().is_some_and(|e| e == "gguf") {
+        let stem = cfg
+            .model
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let f32_path = cfg.f32_dir.join(format!("{stem}.f32.gguf"));
+        if !f32_path.exists() {
+            eprintln!("tessera: writing f32 GGUF {}", f32_path.display());
+            crate::export::gguf_to_f32(&cfg.model, &f32_path)?;
+        }
+        let script = std::env::temp_dir().join("tessera_llama_cpp_decode.py");
+        tessera_core::fsx::write_atomic(
+            &script,
+            include_str!("../bench/llama_cpp_decode.py").as_bytes(),
+        )?;
+        for (label, p) in [
+            (ENGINE_LLAMA_CPP_F32, &f32_path),
+            (ENGINE_LLAMA_CPP_ORIGINAL, &cfg.model),
+        ] {
+            let job = serde_json::json!({
+                "model": p, "prompt_ids": ours.prompt_ids, "steps": cfg.steps, "threads": cfg.threads,
+            });
+            engines.push((label.to_string(), llama_cpp_row(&cfg.python, &script, &job)));
+        }
+    }
+    let base = engines
+        .iter()
+        .find(|r| r.0 == ENGINE_LLAMA_CPP_F32)
+        .and_then(|r| r.1.speed().cloned());
+    let ratio = |f: fn(&DecodeSpeed) -> f64| base.as_ref().map(|b| f(&ours.speed) / f(b));
+    Ok(DecodeBench {
+        model: cfg.model.clone(),
+        threads: cfg.threads,
+        prompt_tokens: ours.prompt_ids.len(),
+        steps: cfg.steps,
+        engines,
+        decode_ratio_vs_llama_cpp_f32: ratio(|s| s.decode_tokens_per_s),
+        prompt_ratio_vs_llama_cpp_f32: ratio(|s| s.prompt_tokens_per_s),
     })
 }

@@ -343,7 +343,7 @@ pub fn fashion_mnist(split: &str, limit: usize, pool: usize) -> Result<Dataset> 
     let (_, labels) = read_idx(&dir.join(format!("{split}-labels-idx1-ubyte.gz")), 0x0801)?;
     let (n, rows, cols) = (shape[0].min(labels.len()).min(limit), shape[1], shape[2]);
     if pool == 0 || rows % pool != 0 || cols % pool != 0 {
-        return Err(QnError::Config(format!(
+        return Err(QnError::InvalidInput(format!(
             "pool {pool} must divide the {rows}×{cols} image"
         )));
     }

@@ -6,9 +6,9 @@ pub enum QnError {
     /// An error from the shared core (IO, assets, bad input).
     #[error(transparent)]
     Core(#[from] tessera_core::Error),
-    /// A configuration value is out of range.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// A user-supplied argument, name or configuration value is invalid (the crate's one invalid-input variant).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     /// A dataset file could not be parsed.
     #[error("dataset {name}: {msg}")]
     Data {
@@ -20,6 +20,13 @@ pub enum QnError {
     /// A linear-algebra routine failed (singular or non-finite matrix).
     #[error("linear algebra: {0}")]
     Linalg(String),
+}
+
+impl QnError {
+    /// Builds a [`QnError::InvalidInput`].
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        QnError::InvalidInput(msg.into())
+    }
 }
 
 /// Result alias for this crate.

@@ -86,6 +86,26 @@ pub struct LabelledRun {
     pub label: String,
     /// The run.
     pub result: TrainResult,
+    /// Charged time at the first evaluation reaching the comparison's target accuracy (`None`: not reached).
+    pub time_to_target_s: Option<f64>,
+}
+
+/// Default target of the time-to-accuracy column: this fraction of classical Newton's final test accuracy.
+pub const DEFAULT_TARGET_FRACTION: f64 = 0.95;
+
+/// Charged time of the first curve point whose test accuracy reaches `target` (`None` when no point does).
+pub fn time_to_accuracy(curve: &[crate::train::CurvePoint], target: f64) -> Option<f64> {
+    curve
+        .iter()
+        .find(|p| p.test_acc >= target)
+        .map(|p| p.time_s)
+}
+
+/// The target accuracy of a comparison: `fraction` × the final test accuracy of its `newton` run.
+pub fn target_accuracy(runs: &[LabelledRun], fraction: f64) -> Option<f64> {
+    runs.iter()
+        .find(|r| r.result.optimizer == Optimizer::Newton)
+        .map(|r| fraction * r.result.final_test_acc)
 }
 
 /// Settings of the optimiser comparison.
@@ -97,6 +117,8 @@ pub struct CompareConfig {
     pub first_order_steps: usize,
     /// Gate times for the Q-Newton runs.
     pub gate_times: Vec<f64>,
+    /// Time to accuracy is measured to this fraction of Newton's final test accuracy.
+    pub target_fraction: f64,
 }
 
 /// Runs SGD, Adam, classical Newton and Q-Newton (one run per gate time) on the same split.
@@ -118,6 +140,7 @@ pub fn compare(
         runs.push(LabelledRun {
             label: opt.name().into(),
             result: train(&c, tr, te, |_| {})?,
+            time_to_target_s: None,
         });
     }
     let mut c = cfg.newton.clone();
@@ -126,6 +149,7 @@ pub fn compare(
     runs.push(LabelledRun {
         label: "newton".into(),
         result: train(&c, tr, te, |_| {})?,
+        time_to_target_s: None,
     });
     for &g in &cfg.gate_times {
         let mut c = cfg.newton.clone();
@@ -136,7 +160,13 @@ pub fn compare(
         runs.push(LabelledRun {
             label,
             result: train(&c, tr, te, |_| {})?,
+            time_to_target_s: None,
         });
+    }
+    if let Some(target) = target_accuracy(&runs, cfg.target_fraction) {
+        for r in &mut runs {
+            r.time_to_target_s = time_to_accuracy(&r.result.curve, target);
+        }
     }
     Ok(runs)
 }
@@ -149,8 +179,14 @@ fn fmt_s(x: f64) -> String {
     }
 }
 
-/// Writes the comparison plots into `dir` and returns the report section (links relative to `dir`).
-pub fn comparison_report(runs: &[LabelledRun], dir: &Path, prefix: &str) -> Result<Report> {
+/// Writes the comparison plots into `dir` and returns the report section (links relative to `dir`);
+/// `target_fraction` is the one the runs' `time_to_target_s` was measured with.
+pub fn comparison_report(
+    runs: &[LabelledRun],
+    dir: &Path,
+    prefix: &str,
+    target_fraction: f64,
+) -> Result<Report> {
     let mut rep = Report::new("Q-Newton: optimiser comparison");
     let dataset = runs
         .first()
@@ -158,19 +194,28 @@ pub fn comparison_report(runs: &[LabelledRun], dir: &Path, prefix: &str) -> Resu
         .unwrap_or_default();
     let newton_time = runs
         .iter()
-        .find(|r| r.label == "newton")
+        .find(|r| r.result.optimizer == Optimizer::Newton)
         .map(|r| r.result.time_s);
     rep.para(&format!(
         "Dataset `{dataset}`. Time is charged training time (evaluation excluded). For Q-Newton rows, solves routed \
          to the quantum solver are charged their **modelled** time `T_Q = gate_time × queries(d, κ, ε)`; every other \
          part is measured (CPU time of the single training thread; faer runs single-threaded)."
     ));
+    let target = target_accuracy(runs, target_fraction);
+    if let Some(t) = target {
+        rep.para(&format!(
+            "**Time to target** is the charged time of the first evaluation whose test accuracy reaches {:.0}% of \
+             classical Newton's final accuracy (target {t:.3}); \"not reached\" when no evaluation does. It compares \
+             optimisers at equal model quality, which charged time alone does not.",
+            100.0 * target_fraction
+        ));
+    }
     let rows: Vec<Vec<String>> = runs
         .iter()
         .map(|r| {
             let x = &r.result;
             let vs = newton_time
-                .filter(|_| x.optimizer.contains("newton"))
+                .filter(|_| x.optimizer.is_newton())
                 .map(|t| format!("{:+.0}%", 100.0 * (x.time_s - t) / t))
                 .unwrap_or_else(|| "".into());
             vec![
@@ -183,14 +228,19 @@ pub fn comparison_report(runs: &[LabelledRun], dir: &Path, prefix: &str) -> Resu
                         ""
                     },
                 vs,
-                if x.optimizer == "qnewton" {
+                match (target, r.time_to_target_s) {
+                    (None, _) => "".into(),
+                    (Some(_), Some(t)) => fmt_s(t),
+                    (Some(_), None) => "not reached".into(),
+                },
+                if x.optimizer == Optimizer::Qnewton {
                     fmt_s(x.time.prune + x.time.kappa)
                 } else {
                     "".into()
                 },
                 format!("{:.4}", x.final_train_loss),
                 format!("{:.3}", x.final_test_acc),
-                if x.optimizer.contains("newton") {
+                if x.optimizer.is_newton() {
                     format!("{}/{}", x.blocks_quantum, x.blocks_classical)
                 } else {
                     "".into()
@@ -204,6 +254,7 @@ pub fn comparison_report(runs: &[LabelledRun], dir: &Path, prefix: &str) -> Resu
             "steps",
             "time s",
             "vs Newton",
+            "time to target s",
             "scheduler overhead s",
             "train loss",
             "test acc",
@@ -225,7 +276,7 @@ pub fn comparison_report(runs: &[LabelledRun], dir: &Path, prefix: &str) -> Resu
     };
     let brows: Vec<Vec<String>> = runs
         .iter()
-        .filter(|r| r.result.optimizer.contains("newton"))
+        .filter(|r| r.result.optimizer.is_newton())
         .map(|r| brow(&r.label, &r.result.time))
         .collect();
     rep.para(
@@ -274,7 +325,10 @@ pub fn comparison_report(runs: &[LabelledRun], dir: &Path, prefix: &str) -> Resu
     )?;
     rep.image("accuracy vs time", &acc_svg);
 
-    if let Some(q) = runs.iter().find(|r| r.result.optimizer == "qnewton") {
+    if let Some(q) = runs
+        .iter()
+        .find(|r| r.result.optimizer == Optimizer::Qnewton)
+    {
         let blocks = &q.result.blocks;
         let traj = kappa_trajectory(blocks);
         let kappa_series: Vec<Series> = traj

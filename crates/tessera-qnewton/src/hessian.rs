@@ -28,6 +28,11 @@ pub enum Curvature {
     GaussNewton,
 }
 
+named_enum!(Curvature, "curvature", {
+    Curvature::Exact => "exact",
+    Curvature::GaussNewton => "gauss-newton" | "gn",
+});
+
 /// Per-sample pre-activation Hessians for every layer: `g[l][n]` is `out_l × out_l`, row-major.
 fn preactivation_hessians(
     mlp: &Mlp,

@@ -138,14 +138,14 @@ fn qft_matrix(dim: usize, inverse: bool) -> Mat<c64> {
 pub fn hhl_solve(a: &Mat<f64>, b: &[f64], cfg: &HhlConfig) -> Result<HhlResult> {
     let n = a.nrows();
     if n == 0 || n > 16 || a.ncols() != n || b.len() != n {
-        return Err(QnError::Config(format!(
+        return Err(QnError::InvalidInput(format!(
             "HHL needs a square matrix of order 1..=16 and a matching b (got {n}×{}, b {})",
             a.ncols(),
             b.len()
         )));
     }
     if !((1..=12).contains(&cfg.clock_qubits) && cfg.range > 0.0 && cfg.range < 1.0) {
-        return Err(QnError::Config(
+        return Err(QnError::InvalidInput(
             "clock qubits must be 1..=12 and range in (0, 1)".into(),
         ));
     }
@@ -154,13 +154,13 @@ pub fn hhl_solve(a: &Mat<f64>, b: &[f64], cfg: &HhlConfig) -> Result<HhlResult> 
         .map(|(i, j)| (a[(i, j)] - a[(j, i)]).abs())
         .fold(0.0, f64::max);
     if asym > 1e-10 * a.norm_max().max(1e-300) {
-        return Err(QnError::Config(
+        return Err(QnError::InvalidInput(
             "HHL needs a symmetric (Hermitian) matrix".into(),
         ));
     }
     let bnorm = b.iter().map(|x| x * x).sum::<f64>().sqrt();
     if bnorm == 0.0 {
-        return Err(QnError::Config("right-hand side is zero".into()));
+        return Err(QnError::InvalidInput("right-hand side is zero".into()));
     }
     let ns = (n as f64).log2().ceil() as usize;
     let sd = 1usize << ns;

@@ -32,13 +32,24 @@ pub struct SchedulerConfig {
     pub lanczos_steps: usize,
 }
 
+/// Today's gate time scale, seconds per query (the default).
+pub const TODAY_GATE_TIME: f64 = 1e-7;
+/// The paper's "attosecond" future gate time, seconds per query.
+pub const FUTURE_GATE_TIME: f64 = 1e-18;
+/// Default κ above which a block always goes classical (the paper's 10⁴).
+pub const DEFAULT_KAPPA_LIMIT: f64 = 1e4;
+/// Default QLSA target accuracy ε.
+pub const DEFAULT_QLSA_EPS: f64 = 1e-2;
+/// Default Lanczos steps for the κ estimate.
+pub const DEFAULT_LANCZOS_STEPS: usize = 30;
+
 impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
-            gate_time: 1e-7,
-            kappa_limit: 1e4,
-            qlsa_eps: 1e-2,
-            lanczos_steps: 30,
+            gate_time: TODAY_GATE_TIME,
+            kappa_limit: DEFAULT_KAPPA_LIMIT,
+            qlsa_eps: DEFAULT_QLSA_EPS,
+            lanczos_steps: DEFAULT_LANCZOS_STEPS,
         }
     }
 }

@@ -24,6 +24,11 @@ pub enum Symmetrize {
     Union,
 }
 
+named_enum!(Symmetrize, "symmetrize mode", {
+    Symmetrize::Intersection => "intersection",
+    Symmetrize::Union => "union",
+});
+
 /// A pruned block and its row sparsity.
 #[derive(Debug, Clone)]
 pub struct Sparsified {

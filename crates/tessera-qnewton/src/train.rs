@@ -32,35 +32,28 @@ pub enum Optimizer {
     Qnewton,
 }
 
+named_enum!(Optimizer, "optimizer", {
+    Optimizer::Sgd => "sgd",
+    Optimizer::Adam => "adam",
+    Optimizer::Newton => "newton",
+    Optimizer::Qnewton => "qnewton" | "q-newton",
+});
+
 impl Optimizer {
-    /// Parses `sgd|adam|newton|qnewton`.
-    pub fn parse(s: &str) -> Result<Self> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "sgd" => Optimizer::Sgd,
-            "adam" => Optimizer::Adam,
-            "newton" => Optimizer::Newton,
-            "qnewton" | "q-newton" => Optimizer::Qnewton,
-            o => {
-                return Err(QnError::Config(format!(
-                    "unknown optimizer {o:?} (sgd|adam|newton|qnewton)"
-                )))
-            }
-        })
-    }
-    /// Lower-case name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Optimizer::Sgd => "sgd",
-            Optimizer::Adam => "adam",
-            Optimizer::Newton => "newton",
-            Optimizer::Qnewton => "qnewton",
-        }
-    }
     /// True for the two Newton variants.
     pub fn is_newton(&self) -> bool {
         matches!(self, Optimizer::Newton | Optimizer::Qnewton)
     }
 }
+
+/// SGD's default learning rate (tuned on digits; see the crate README).
+pub const DEFAULT_SGD_LR: f64 = 0.1;
+/// Adam's default learning rate.
+pub const DEFAULT_ADAM_LR: f64 = 1e-2;
+/// The Newton variants' default learning rate (applied to Δθ).
+pub const DEFAULT_NEWTON_LR: f64 = 0.05;
+/// Heavy-ball momentum of every SGD-style rule.
+pub const DEFAULT_MOMENTUM: f64 = 0.9;
 
 /// Training settings.
 #[derive(Debug, Clone, Serialize)]
@@ -92,13 +85,15 @@ impl TrainConfig {
     pub fn defaults(optimizer: Optimizer) -> Self {
         let rule = match optimizer {
             Optimizer::Sgd => StepRule::Sgd {
-                lr: 0.1,
-                momentum: 0.9,
+                lr: DEFAULT_SGD_LR,
+                momentum: DEFAULT_MOMENTUM,
             },
-            Optimizer::Adam => StepRule::Adam { lr: 1e-2 },
+            Optimizer::Adam => StepRule::Adam {
+                lr: DEFAULT_ADAM_LR,
+            },
             Optimizer::Newton | Optimizer::Qnewton => StepRule::Sgd {
-                lr: 0.05,
-                momentum: 0.9,
+                lr: DEFAULT_NEWTON_LR,
+                momentum: DEFAULT_MOMENTUM,
             },
         };
         TrainConfig {
@@ -195,8 +190,8 @@ impl TimeBreakdown {
 /// Everything a run produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainResult {
-    /// Optimiser name.
-    pub optimizer: String,
+    /// The optimiser (serialised as its name).
+    pub optimizer: Optimizer,
     /// Dataset name.
     pub dataset: String,
     /// Settings used.
@@ -238,8 +233,8 @@ pub fn train(
     mut on_eval: impl FnMut(&CurvePoint),
 ) -> Result<TrainResult> {
     if train.is_empty() || cfg.batch == 0 || cfg.steps == 0 || cfg.eval_every == 0 {
-        return Err(QnError::Config(
-            "empty training set, or zero batch/steps/eval_every".into(),
+        return Err(QnError::invalid(
+            "empty training set, or zero batch/steps/eval_every",
         ));
     }
     let wall = Instant::now();
@@ -321,9 +316,9 @@ pub fn train(
     let last = curve
         .last()
         .cloned()
-        .ok_or_else(|| QnError::Config("no evaluation".into()))?;
+        .ok_or_else(|| QnError::InvalidInput("no evaluation".into()))?;
     Ok(TrainResult {
-        optimizer: cfg.optimizer.name().into(),
+        optimizer: cfg.optimizer,
         dataset: train.name.clone(),
         config: cfg.clone(),
         blocks_classical: blocks.len() - blocks_quantum,
