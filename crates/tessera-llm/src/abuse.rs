@@ -33,7 +33,7 @@ impl Default for AbuseConfig {
         AbuseConfig {
             rounds: 3,
             idle_connections: 200,
-            long_prompt_words: 1000,
+            long_prompt_words: 500,
         }
     }
 }
@@ -76,7 +76,7 @@ async fn exchange(addr: SocketAddr, head: String, body: &[u8], drop_after: Optio
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
-        match tokio::time::timeout(Duration::from_secs(120), s.read(&mut buf)).await {
+        match tokio::time::timeout(Duration::from_secs(600), s.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
             Ok(Ok(n)) => {
                 out.extend_from_slice(&buf[..n]);

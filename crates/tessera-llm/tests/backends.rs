@@ -49,7 +49,7 @@ fn local_chat_uses_the_chat_template_and_reports_usage() {
     let too_long = req("x", 10_000);
     assert!(matches!(
         tessera_llm::blocking::chat(&chat, &too_long),
-        Err(LlmError::Invalid(_))
+        Err(LlmError::Runtime(tessera_lm::LmError::ContextLength { .. }))
     ));
 }
 

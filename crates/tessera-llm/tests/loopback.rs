@@ -225,7 +225,6 @@ async fn malformed_requests_get_400_with_openai_error_bodies() {
         ("[]".into(), None),
         (r#"{"model":"tiny"}"#.into(), Some("messages")),
         (r#"{"messages":[{"role":"user","content":"x"}]}"#.into(), Some("model")),
-        (r#"{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}"#.into(), Some("model")),
         (r#"{"model":"tiny","messages":[{"role":"wizard","content":"x"}]}"#.into(), Some("messages[0].role")),
         (r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"temperature":5}"#.into(), Some("temperature")),
         (r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"top_p":0}"#.into(), Some("top_p")),
@@ -257,11 +256,22 @@ async fn malformed_requests_get_400_with_openai_error_bodies() {
             assert_eq!(v["error"]["param"], p, "{b}");
         }
     }
-    // The client surfaces 400 as a refusal without retrying.
+    // An unknown model is 404 (as OpenAI answers), still with the OpenAI error body.
+    let (st, b) = raw(
+        h.addr(),
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        br#"{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}"#,
+    )
+    .await;
+    assert_eq!(st, 404, "{b}");
+    assert_eq!(json(&b)["error"]["param"], "model");
+    // The client surfaces the 404 as a refusal without retrying.
     let c = client(&h, "gpt-9");
     let err = c.chat(&ChatRequest::user("x")).await.unwrap_err();
     assert!(
-        matches!(err, LlmError::Refused { status: 400, .. }),
+        matches!(err, LlmError::Refused { status: 404, .. }),
         "{err}"
     );
     // Nothing reached the model.

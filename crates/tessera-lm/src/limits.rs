@@ -74,11 +74,10 @@ impl MemoryModel {
             cfg.intermediate_size as u64,
             cfg.vocab_size as u64,
         );
-        let hd = if cfg.num_attention_heads == 0 {
-            0
-        } else {
-            (cfg.hidden_size / cfg.num_attention_heads) as u64
-        };
+        let hd = cfg
+            .hidden_size
+            .checked_div(cfg.num_attention_heads)
+            .unwrap_or(0) as u64;
         let kv = cfg.num_key_value_heads as u64;
         let per_layer = mul(&[h, h])
             .saturating_mul(2)
@@ -160,11 +159,7 @@ impl MemoryModel {
         ]);
         // Scores, mask-added scores and softmax output over one key block, plus the mask itself.
         let scores = mul(&[3, batch, self.heads, q, k, F32]);
-        let rep = if self.kv_heads == 0 {
-            1
-        } else {
-            self.heads / self.kv_heads
-        };
+        let rep = self.heads.checked_div(self.kv_heads).unwrap_or(1);
         let mask = mul(&[batch, rep.max(1), q, keys.max(1), F32]);
         // One layer's K/V re-concatenated with the cache (old and new copies alive together).
         let kv_copy = mul(&[2, batch, self.kv_heads, self.head_dim, keys.max(1), F32]);
@@ -362,8 +357,10 @@ mod tests {
 
     #[test]
     fn generation_checks_do_not_wrap() {
-        let mut p = SamplingParams::default();
-        p.max_tokens = usize::MAX;
+        let mut p = SamplingParams {
+            max_tokens: usize::MAX,
+            ..SamplingParams::default()
+        };
         assert!(matches!(
             check_generation(8192, 10, &p),
             Err(LmError::ContextLength { .. })

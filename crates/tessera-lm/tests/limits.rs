@@ -324,7 +324,7 @@ proptest! {
         if c.check().is_ok() {
             prop_assert!(c.num_hidden_layers <= tessera_lm::limits::MAX_LAYERS);
             prop_assert!(c.max_position_embeddings >= 1);
-            prop_assert!(c.head_dim() % 2 == 0 && c.num_attention_heads % c.num_key_value_heads == 0);
+            prop_assert!(c.head_dim().is_multiple_of(2) && c.num_attention_heads.is_multiple_of(c.num_key_value_heads));
             prop_assert!(c.rope_theta.is_finite() && c.rope_theta > 1.0);
             prop_assert!(c.rms_norm_eps > 0.0 && c.rms_norm_eps < 1.0);
             prop_assert!(m.weight_bytes < u64::MAX);
