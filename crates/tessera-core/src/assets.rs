@@ -378,8 +378,8 @@ pub fn fetch_deb(asset: &ModelAsset, apt: &str, dpkg: &str) -> Result<PathBuf> {
             let why = String::from_utf8_lossy(&out.stderr);
             let why = why
                 .lines()
-                .filter(|l| !l.trim().is_empty())
-                .last()
+                .rev()
+                .find(|l| !l.trim().is_empty())
                 .unwrap_or("no message")
                 .trim()
                 .to_string();

@@ -149,6 +149,13 @@ pub fn write_dir_atomic(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> 
         }
     }
     let staged = tmp.keep();
+    // Temporary directories and files are private (0700 / 0600); an export is an ordinary directory.
+    set_mode(&staged, 0o755);
+    if let Ok(rd) = std::fs::read_dir(&staged) {
+        for e in rd.flatten() {
+            set_mode(&e.path(), 0o644);
+        }
+    }
     let old = if dir.exists() {
         let aside = parent.join(format!(".{base}.old-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&aside);
@@ -424,7 +431,19 @@ pub fn export_gguf(
         .map_err(|e| tessera_core::Error::io(path, e))?;
     tmp.persist(path)
         .map_err(|e| tessera_core::Error::io(path, e.error))?;
+    set_mode(path, 0o644);
     Ok(())
+}
+
+/// Best-effort permission bits (Unix only; elsewhere a no-op).
+fn set_mode(path: &Path, mode: u32) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
 }
 
 /// llama.cpp's tensor name for an HF tensor name.

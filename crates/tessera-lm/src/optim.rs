@@ -170,12 +170,14 @@ impl OptimizerConfig {
     }
     fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(LmError::Invalid(m));
+        let nonneg = |x: f64| x.is_finite() && x >= 0.0;
+        let positive = |x: f64| x.is_finite() && x > 0.0;
         match *self {
             OptimizerConfig::Sgd {
                 momentum,
                 weight_decay,
             } => {
-                if !(0.0..1.0).contains(&momentum) || !(weight_decay >= 0.0) {
+                if !(0.0..1.0).contains(&momentum) || !nonneg(weight_decay) {
                     return bad(format!(
                         "SGD needs 0 ≤ momentum < 1 and weight decay ≥ 0 (got {momentum}, {weight_decay})"
                     ));
@@ -189,8 +191,8 @@ impl OptimizerConfig {
             } => {
                 if !(0.0..1.0).contains(&beta1)
                     || !(0.0..1.0).contains(&beta2)
-                    || !(eps > 0.0)
-                    || !(weight_decay >= 0.0)
+                    || !positive(eps)
+                    || !nonneg(weight_decay)
                 {
                     return bad(format!(
                         "AdamW needs betas in [0, 1), eps > 0, weight decay ≥ 0 (got {beta1}, {beta2}, {eps}, {weight_decay})"
