@@ -459,6 +459,13 @@ fn parse_count(s: &str) -> Option<usize> {
     s.parse().ok()
 }
 
+/// Most nodes an SBM graph may have (10⁸: beyond what fits in memory with any feature width).
+pub const MAX_SBM_NODES: usize = 100_000_000;
+/// Widest SBM feature vector.
+pub const MAX_SBM_DIM: usize = 1 << 16;
+/// Highest SBM average degree.
+pub const MAX_SBM_DEGREE: f64 = 1e5;
+
 /// Settings of the stochastic-block-model generator.
 ///
 /// Spec syntax (see [`SbmConfig::from_spec`]): `sbm:N[:DEGREE[:key=value,…]]`, e.g.
@@ -589,6 +596,14 @@ impl SbmConfig {
     /// Checks the ranges the generator needs.
     pub fn validate(&self) -> Result<()> {
         let n = self.nodes;
+        // Bounds before anything is sized from them (nodes × dim features, nodes × degree edges).
+        if n > MAX_SBM_NODES
+            || self.blocks > MAX_SBM_NODES
+            || self.feature_dim > MAX_SBM_DIM
+            || !(self.avg_degree <= MAX_SBM_DEGREE)
+        {
+            invalid!("sbm: need nodes <= {MAX_SBM_NODES}, blocks <= nodes, dim <= {MAX_SBM_DIM} and degree <= {MAX_SBM_DEGREE} (got {n}, {}, {}, {})", self.blocks, self.feature_dim, self.avg_degree);
+        }
         if n < self.blocks * 4
             || self.blocks < 2
             || self.avg_degree < 1.0

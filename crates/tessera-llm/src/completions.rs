@@ -17,7 +17,7 @@ use crate::types::{ChatParams, ContinuationScore, ScoreRequest, ScoreResponse, U
 use axum::body::Bytes;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tessera_lm::{Cache, Forward, Input, Llama};
@@ -43,7 +43,7 @@ fn log_norm(row: &[f32]) -> f64 {
 fn logit_rows(model: &Llama, cache: &mut Cache, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
     let mut rows = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
-        let t = Tensor::new(chunk, &Device::Cpu)
+        let t = Tensor::new(chunk, model.device())
             .and_then(|t| t.unsqueeze(0))
             .map_err(runtime)?;
         let logits = model.forward(

@@ -610,7 +610,13 @@ fn run_job(
         Work::Stream(prompt) | Work::Plain(prompt) => {
             let events = &job.events;
             let mut on_text = |piece: &str| events.send(Event::Text(piece.to_string())).is_ok();
-            let g = tessera_lm::generate_with(model, prompt, &job.params, hook.as_deref_mut().map(|h| h as _), &mut on_text)?;
+            let g = tessera_lm::generate_with(
+                model,
+                prompt,
+                &job.params,
+                hook.as_deref_mut().map(|h| h as _),
+                &mut on_text,
+            )?;
             Ok(vec![g])
         }
         Work::Batch(prompts) if split >= prompts.len() => tessera_lm::generate_batch_with(

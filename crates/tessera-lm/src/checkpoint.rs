@@ -18,6 +18,7 @@
 //! state (weights, masks, adapters).
 use crate::error::LmError;
 use crate::linear::Linear;
+use crate::linear::LoraForm;
 use crate::model::Llama;
 use crate::optim::{Optimizer, OptimizerConfig};
 use candle_core::{Device, Tensor};
@@ -76,6 +77,8 @@ pub struct ModelState {
     pub tensors: HashMap<String, Tensor>,
     /// LoRA scale `alpha / r` per linear that has an adapter.
     pub lora_scales: BTreeMap<String, f64>,
+    /// How each adapter composes with its layer's mask (plain LoRA or SparseLoRA).
+    pub lora_forms: BTreeMap<String, LoraForm>,
 }
 
 /// Every linear layer of the model with its HF prefix (`model.layers.3.mlp.up_proj`, `lm_head`).
@@ -111,12 +114,17 @@ pub fn model_state(model: &Llama) -> Result<ModelState> {
         if let Some(m) = l.mask() {
             s.tensors.insert(format!("{n}.mask"), m.detach().copy()?);
         }
+        if let Some(r) = l.dense_rest() {
+            s.tensors
+                .insert(format!("{n}.dense_rest"), r.detach().copy()?);
+        }
         if let Some(lo) = l.lora() {
             s.tensors
                 .insert(format!("{n}.lora_a"), lo.a.as_tensor().detach().copy()?);
             s.tensors
                 .insert(format!("{n}.lora_b"), lo.b.as_tensor().detach().copy()?);
-            s.lora_scales.insert(n, lo.scale);
+            s.lora_scales.insert(n.clone(), lo.scale);
+            s.lora_forms.insert(n, lo.form);
         }
     }
     Ok(s)
@@ -144,9 +152,18 @@ pub fn restore_model_state(model: &mut Llama, state: &ModelState) -> Result<()> 
         v.set(t)?;
     }
     for (n, l) in linears_mut(model) {
-        match state.tensors.get(&format!("{n}.mask")) {
-            Some(m) => l.set_mask(m.clone())?,
-            None => l.clear_mask(),
+        match (
+            state.tensors.get(&format!("{n}.mask")),
+            state.tensors.get(&format!("{n}.dense_rest")),
+        ) {
+            // A kept dense copy: rebuild the full weight, then split it again by the mask.
+            (Some(m), Some(rest)) => {
+                let full = (l.weight().as_tensor().detach() + rest)?;
+                l.weight().set(&full)?;
+                l.set_mask_keep_dense(m.clone())?
+            }
+            (Some(m), None) => l.set_mask(m.clone())?,
+            (None, _) => l.clear_mask(),
         }
         let a = state.tensors.get(&format!("{n}.lora_a"));
         let b = state.tensors.get(&format!("{n}.lora_b"));
@@ -154,11 +171,15 @@ pub fn restore_model_state(model: &mut Llama, state: &ModelState) -> Result<()> 
             (Some(a), Some(b), Some(&scale)) => {
                 let r = a.dim(0)?;
                 // Keep an existing adapter's `Var`s (an optimizer may hold them); attach a new one otherwise.
+                let form = state.lora_forms.get(&n).copied().unwrap_or_default();
                 let fits = l.lora().is_some_and(|lo| {
-                    lo.a.dims() == a.dims() && lo.b.dims() == b.dims() && lo.scale == scale
+                    lo.a.dims() == a.dims()
+                        && lo.b.dims() == b.dims()
+                        && lo.scale == scale
+                        && lo.form == form
                 });
                 if !fits {
-                    l.add_lora(r, scale * r as f64, 0)?;
+                    l.add_lora_form(r, scale * r as f64, 0, form)?;
                 }
                 let lo = l.lora().expect("attached above");
                 if lo.a.dims() != a.dims() || lo.b.dims() != b.dims() {
@@ -257,6 +278,8 @@ struct StateFile {
     train: TrainState,
     optimizer: Option<OptimizerMeta>,
     lora_scales: BTreeMap<String, f64>,
+    #[serde(default)]
+    lora_forms: BTreeMap<String, LoraForm>,
     files: BTreeMap<String, FileInfo>,
 }
 
@@ -362,6 +385,7 @@ pub fn save(
             train: train.clone(),
             optimizer: opt_meta,
             lora_scales: ms.lora_scales,
+            lora_forms: ms.lora_forms,
             files,
         },
     )?;
@@ -558,6 +582,7 @@ pub fn resume(
     let ms = ModelState {
         tensors,
         lora_scales: st.lora_scales.clone(),
+        lora_forms: st.lora_forms.clone(),
     };
     // Validate the optimizer state before touching the model, so that an error leaves both as they were.
     let opt_state = match (&optimizer, &st.optimizer) {

@@ -72,13 +72,11 @@ impl std::fmt::Display for GgufPrecision {
     }
 }
 
-/// The weight a linear layer effectively applies: `W` (already masked in place by [`Linear::set_mask`], masked
-/// again here for safety) plus the folded LoRA update `s·BA`.
+/// The weight a linear layer effectively applies in its default (sparse) forward: `W ⊙ M`, plus the folded LoRA
+/// update `s·BA` (plain LoRA) or `(W + s·BA) ⊙ M` (SparseLoRA), exactly what [`Linear::merge_lora`] produces.
 pub fn effective_weight(l: &Linear) -> Result<Tensor> {
+    // The weight variable already holds `W ⊙ M` (a mask is baked in or kept beside a dense copy).
     let mut w = l.weight().as_tensor().detach();
-    if let Some(m) = l.mask() {
-        w = w.mul(m)?;
-    }
     if let Some(lo) = l.lora() {
         let d =
             lo.b.as_tensor()
@@ -86,6 +84,10 @@ pub fn effective_weight(l: &Linear) -> Result<Tensor> {
                 .matmul(&lo.a.as_tensor().detach())?
                 .affine(lo.scale, 0.0)?;
         w = (w + d)?;
+        // SparseLoRA computes `(W + s·BA) ⊙ M`: the update stays inside the mask (masked entries `+0.0`).
+        if let (Some(m), crate::linear::LoraForm::SparseLora) = (l.mask(), lo.form) {
+            w = w.mul(m)?.affine(1.0, 0.0)?;
+        }
     }
     Ok(w)
 }

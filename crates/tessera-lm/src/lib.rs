@@ -46,8 +46,8 @@ pub use generate::{
 pub use hook::{
     FfnDecision, LayerHook, LayerHookFactory, LayerSite, SequenceInfo, SkipAllFfn, StepInfo,
 };
-pub use linear::{Grad, Linear, LinearCtx, LoraForm, Proj, WeightMode};
 pub use limits::{check_generation, MemoryModel};
+pub use linear::{Grad, Linear, LinearCtx, LoraForm, Proj, WeightMode};
 pub use load::{load, save_safetensors_dir};
 pub use model::{
     Cache, Forward, ForwardOutput, Input, Llama, LoraSpec, StepContext, ATTENTION_KEY_BLOCK,

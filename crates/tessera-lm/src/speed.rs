@@ -266,9 +266,26 @@ fn llama_cpp_row(python: &str, script: &Path, job: &serde_json::Value) -> Engine
     }
 }
 
+/// Most threads `bench decode` runs an engine with.
+pub const MAX_BENCH_THREADS: usize = 256;
+/// Most decode steps `bench decode` times.
+pub const MAX_BENCH_STEPS: usize = 4096;
+
 /// Runs `tessera bench decode`: our runtime in a worker process, then (for a GGUF model) llama.cpp on an f32 GGUF
 /// written by us and on the original file, and the speed ratios against llama.cpp f32.
 pub fn bench_decode(cfg: &DecodeBenchConfig, worker: &WorkerCommand) -> Result<DecodeBench> {
+    if !(1..=MAX_BENCH_THREADS).contains(&cfg.threads) {
+        return Err(crate::LmError::Invalid(format!(
+            "--threads must lie in 1..={MAX_BENCH_THREADS} (got {})",
+            cfg.threads
+        )));
+    }
+    if !(1..=MAX_BENCH_STEPS).contains(&cfg.steps) {
+        return Err(crate::LmError::Invalid(format!(
+            "--steps must lie in 1..={MAX_BENCH_STEPS} (got {})",
+            cfg.steps
+        )));
+    }
     let out = std::process::Command::new(&worker.exe)
         .args(&worker.args)
         .args(["--steps", &cfg.steps.to_string()])

@@ -356,8 +356,26 @@ impl HhlRun {
     }
 }
 
+/// Largest system dimension `hhl` simulates (the statevector is `dim × 2^clock` complex amplitudes).
+pub const MAX_HHL_DIM: usize = 1 << 10;
+/// Most clock qubits `hhl` simulates.
+pub const MAX_HHL_CLOCK: usize = 16;
+
 /// Runs `tessera qnewton hhl`: one exact HHL solve on a random SPD block (and the sweeps).
 pub fn hhl_run(cfg: &HhlRunConfig) -> Result<HhlRun> {
+    // The statevector holds dim × 2^clock amplitudes: bound both before anything is allocated.
+    if !(2..=MAX_HHL_DIM).contains(&cfg.dim) {
+        return Err(crate::QnError::invalid(format!(
+            "hhl --dim must lie in 2..={MAX_HHL_DIM} (got {})",
+            cfg.dim
+        )));
+    }
+    if cfg.clock == 0 || cfg.clock > MAX_HHL_CLOCK {
+        return Err(crate::QnError::invalid(format!(
+            "hhl --clock must lie in 1..={MAX_HHL_CLOCK} (got {})",
+            cfg.clock
+        )));
+    }
     let m = random_symmetric(cfg.dim, cfg.kappa, false, cfg.seed)?;
     let b = random_rhs(cfg.dim, cfg.seed);
     let r = hhl_solve(
