@@ -600,7 +600,8 @@ impl SbmConfig {
         if n > MAX_SBM_NODES
             || self.blocks > MAX_SBM_NODES
             || self.feature_dim > MAX_SBM_DIM
-            || !(self.avg_degree <= MAX_SBM_DEGREE)
+            || self.avg_degree.is_nan()
+            || self.avg_degree > MAX_SBM_DEGREE
         {
             invalid!("sbm: need nodes <= {MAX_SBM_NODES}, blocks <= nodes, dim <= {MAX_SBM_DIM} and degree <= {MAX_SBM_DEGREE} (got {n}, {}, {}, {})", self.blocks, self.feature_dim, self.avg_degree);
         }
