@@ -146,9 +146,9 @@ pub fn perplexity_file(
         path: path.to_path_buf(),
         msg: e.to_string(),
     };
-    crate::limits::check_perplexity(m.config.max_position_embeddings, window, stride)?;
     let text = tessera_core::fsx::read_to_string(path)?;
     let ids = tokenize_document(m, &text).map_err(named)?;
+    crate::limits::check_perplexity(m.config.max_position_embeddings, window, stride)?;
     let report = perplexity(m, &ids, window, stride, max_tokens, progress).map_err(named)?;
     Ok(PerplexityRun {
         report,

@@ -135,29 +135,20 @@ pub fn write_dir_atomic(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> 
         .file_name()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_else(|| "out".into());
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{base}.tmp-"))
-        .tempdir_in(&parent)
-        .map_err(|e| tessera_core::Error::io(&parent, e))?;
-    write(tmp.path())?;
-    for e in std::fs::read_dir(tmp.path()).map_err(|e| tessera_core::Error::io(tmp.path(), e))? {
-        let p = e
-            .map_err(|e| tessera_core::Error::io(tmp.path(), e))?
-            .path();
+    // The staging directory is made with `create_dir` (mode 0777 less the umask, like any new directory; a
+    // temporary directory would be private 0700) and removed again if anything fails before the swap.
+    let staged = staging_dir(&parent, &base)?;
+    let guard = RemoveOnDrop(Some(staged.clone()));
+    write(&staged)?;
+    for e in std::fs::read_dir(&staged).map_err(|e| tessera_core::Error::io(&staged, e))? {
+        let p = e.map_err(|e| tessera_core::Error::io(&staged, e))?.path();
         if p.is_file() {
             std::fs::File::open(&p)
                 .and_then(|f| f.sync_all())
                 .map_err(|e| tessera_core::Error::io(&p, e))?;
         }
     }
-    let staged = tmp.keep();
-    // Temporary directories and files are private (0700 / 0600); an export is an ordinary directory.
-    set_mode(&staged, 0o755);
-    if let Ok(rd) = std::fs::read_dir(&staged) {
-        for e in rd.flatten() {
-            set_mode(&e.path(), 0o644);
-        }
-    }
+    guard.disarm();
     let old = if dir.exists() {
         let aside = parent.join(format!(".{base}.old-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&aside);
@@ -420,32 +411,50 @@ pub fn export_gguf(
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&dir).map_err(|e| tessera_core::Error::io(&dir, e))?;
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(&dir).map_err(|e| tessera_core::Error::io(&dir, e))?;
+    // Created with mode 0666 less the umask (a plain temporary file would be 0600), fsynced, renamed durably.
+    let mut tmp = tessera_core::fsx::temp_file_in(&dir)?;
     {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
         gguf_file::write(&mut w, &mrefs, &trefs)?;
         use std::io::Write as _;
         w.flush().map_err(|e| tessera_core::Error::io(path, e))?;
     }
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| tessera_core::Error::io(path, e))?;
-    tmp.persist(path)
-        .map_err(|e| tessera_core::Error::io(path, e.error))?;
-    set_mode(path, 0o644);
+    tessera_core::fsx::persist(tmp, path)?;
     Ok(())
 }
 
-/// Best-effort permission bits (Unix only; elsewhere a no-op).
-fn set_mode(path: &Path, mode: u32) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+/// A new, uniquely named directory `.<base>.tmp-<pid>-<n>` in `parent`.
+fn staging_dir(parent: &Path, base: &str) -> Result<PathBuf> {
+    for n in 0u32..1000 {
+        let p = parent.join(format!(".{base}.tmp-{}-{n}", std::process::id()));
+        match std::fs::create_dir(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(tessera_core::Error::io(&p, e).into()),
+        }
     }
-    #[cfg(not(unix))]
-    let _ = (path, mode);
+    Err(tessera_core::Error::io(
+        parent,
+        std::io::Error::other("no free name for a staging directory"),
+    )
+    .into())
+}
+
+/// Removes a staging directory when dropped, unless disarmed.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    fn disarm(mut self) -> Option<PathBuf> {
+        self.0.take()
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
 }
 
 /// llama.cpp's tensor name for an HF tensor name.
