@@ -1,23 +1,8 @@
 //! The arena's CLI contract: the JSON keys of every `tessera arena` command (and `bench arena`), self-play, and
 //! resume integrity (a rerun with other settings is refused with one error line and exit code 2).
-use std::process::Command;
 
-fn tessera() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    c.env("TESSERA_QUIET", "1");
-    c
-}
-
-/// Runs a command that must succeed and print one JSON object; returns it.
-fn run_json(cmd: &mut Command) -> serde_json::Value {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+mod common;
+use common::{assert_clean_failure, run_json, tessera};
 
 fn assert_keys(v: &serde_json::Value, keys: &[&str]) {
     let obj = v.as_object().expect("a JSON object");
@@ -37,23 +22,6 @@ const RUN_KEYS: &[&str] = &[
     "games",
     "error_profile",
 ];
-
-fn assert_clean_failure(out: &std::process::Output, needle: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| l.starts_with("tessera: error"))
-        .collect();
-    assert_eq!(lines.len(), 1, "one error line: {err}");
-    assert!(lines[0].contains(needle), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-}
 
 #[test]
 fn match_allows_self_play_with_distinct_labels() {

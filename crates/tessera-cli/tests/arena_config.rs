@@ -1,11 +1,7 @@
 //! `tessera arena tournament --config FILE`: TOML keys drive the run; unknown keys are a one-line error.
-use std::process::Command;
 
-fn tessera() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    c.env("TESSERA_QUIET", "1");
-    c
-}
+mod common;
+use common::tessera;
 
 #[test]
 fn toml_config_drives_a_tournament_and_flags_override_it() {

@@ -1,44 +1,13 @@
 //! The graph commands' CLI contract: the JSON keys of `graph train`, `graph mog` and `bench graph`, the resume /
 //! refuse protocol of `graph mog --out`, and bad input → one-line error, exit code 2. Tiny SBM graphs only.
-use std::process::Command;
 
-fn tessera() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    c.env("TESSERA_QUIET", "1");
-    c
-}
-
-fn run_json(cmd: &mut Command) -> serde_json::Value {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+mod common;
+use common::{assert_clean_failure, run_json, tessera};
 
 fn assert_keys(v: &serde_json::Value, keys: &[&str]) {
     for k in keys {
         assert!(v.get(k).is_some(), "missing key {k:?} in {v}");
     }
-}
-
-fn assert_clean_failure(out: &std::process::Output, needle: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "exit code; stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| l.starts_with("tessera: error"))
-        .collect();
-    assert_eq!(lines.len(), 1, "one error line: {err}");
-    assert!(lines[0].contains(needle), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 const TINY: &[&str] = &["--epochs", "6", "--patience", "6", "--hidden", "8"];

@@ -1,44 +1,12 @@
 //! The runtime's CLI contract: JSON output, and bad input → one-line error naming the file, exit code 2.
-use std::process::Command;
 
-fn tessera() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    c.env("TESSERA_QUIET", "1");
-    c
-}
+mod common;
+use common::{assert_clean_failure, run_json, tessera};
 
 fn tiny(dir: &std::path::Path) -> std::path::PathBuf {
     let p = dir.join("tiny.gguf");
     tessera_lm::testing::write_tiny_gguf(&p, 3).unwrap();
     p
-}
-
-/// Runs a command that must succeed and print one JSON object; returns it.
-fn run_json(cmd: &mut Command) -> serde_json::Value {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn assert_clean_failure(out: &std::process::Output, needle: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "exit code; stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| l.starts_with("tessera: error"))
-        .collect();
-    assert_eq!(lines.len(), 1, "one error line: {err}");
-    assert!(lines[0].contains(needle), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

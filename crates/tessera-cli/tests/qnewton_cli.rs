@@ -1,22 +1,8 @@
 //! `tessera qnewton` and `tessera assets` JSON contracts (keys of every `--json` object), on generated data so no
 //! asset is needed, and bad names → one-line error, exit 2.
-use std::process::Command;
 
-fn tessera() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    c.env("TESSERA_QUIET", "1");
-    c
-}
-
-fn run_json(cmd: &mut Command) -> serde_json::Value {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+mod common;
+use common::{run_json, tessera};
 
 fn assert_keys(v: &serde_json::Value, keys: &[&str]) {
     let o = v
