@@ -193,3 +193,20 @@ pub fn tiny_model(seed: u64) -> Result<Llama> {
     write_tiny_gguf(&p, seed)?;
     crate::load::load(&p)
 }
+
+/// A `[1, n]` token-id tensor on the CPU (test helper; panics on failure).
+pub fn ids(v: &[u32]) -> Tensor {
+    Tensor::new(v, &Device::Cpu)
+        .and_then(|t| t.unsqueeze(0))
+        .expect("a token-id tensor")
+}
+
+/// The largest absolute element-wise difference of two tensors of the same shape (test helper; panics on failure).
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.flatten_all())
+        .and_then(|d| d.max(0))
+        .and_then(|d| d.to_scalar::<f32>())
+        .expect("tensors of the same shape")
+}

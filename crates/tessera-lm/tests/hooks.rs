@@ -1,24 +1,7 @@
 //! Layer-level access, the layer hook, chunked prefill and blocked attention on tiny random models.
 use candle_core::{DType, Device, Tensor};
-use tessera_lm::testing::tiny_model;
+use tessera_lm::testing::{ids, max_abs_diff, tiny_model};
 use tessera_lm::*;
-
-fn ids(v: &[u32]) -> Tensor {
-    Tensor::new(v, &Device::Cpu).unwrap().unsqueeze(0).unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
 
 fn prompt(n: usize) -> Vec<u32> {
     (0..n).map(|i| ((i * 37 + 11) % 250 + 2) as u32).collect()

@@ -1,25 +1,8 @@
 //! Masks kept beside a dense copy, the LoRA / SparseLoRA forms and their merges, add_lora by target, observers
 //! and padding, on tiny random models.
 use candle_core::{DType, Device, Tensor};
-use tessera_lm::testing::tiny_model;
+use tessera_lm::testing::{ids, max_abs_diff, tiny_model};
 use tessera_lm::*;
-
-fn ids(v: &[u32]) -> Tensor {
-    Tensor::new(v, &Device::Cpu).unwrap().unsqueeze(0).unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
 
 const PROMPT: [u32; 9] = [5, 17, 99, 3, 200, 42, 7, 7, 150];
 

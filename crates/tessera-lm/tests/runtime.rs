@@ -1,24 +1,7 @@
 //! Runtime behaviour on tiny random models: caching, batching, hooks, autograd, save/load.
 use candle_core::{DType, Device, Tensor, D};
-use tessera_lm::testing::tiny_model;
+use tessera_lm::testing::{ids, max_abs_diff, tiny_model};
 use tessera_lm::*;
-
-fn ids(v: &[u32]) -> Tensor {
-    Tensor::new(v, &Device::Cpu).unwrap().unsqueeze(0).unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
 
 const PROMPT: [u32; 9] = [5, 17, 99, 3, 200, 42, 7, 7, 150];
 
