@@ -369,14 +369,25 @@ async fn complete(
     cfg: &ServerConfig,
     req: CompletionRequest,
 ) -> Result<Value> {
-    let tok = engine.model().tokenizer()?.clone();
-    let ids: Vec<Vec<u32>> = req
-        .prompts
-        .iter()
-        .map(|p| tok.encode(p))
-        .collect::<std::result::Result<_, _>>()?;
+    // Tokenize on the blocking pool, never on the async workers (a long prompt would stall `/health`); the body
+    // size is already bounded by the server's body limit.
+    let (e, prompts) = (engine.clone(), req.prompts.clone());
+    let ids: Vec<Vec<u32>> = tokio::task::spawn_blocking(move || {
+        let tok = e.model().tokenizer()?;
+        prompts
+            .iter()
+            .map(|p| tok.encode(p))
+            .collect::<std::result::Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| LlmError::Protocol(format!("tokenizing task failed: {e}")))??;
+    let tok = engine.model().tokenizer()?;
     let ctx = engine.context_len();
-    if let Some(p) = ids.iter().find(|p| p.len() + req.params.max_tokens > ctx) {
+    if let Some(p) = ids.iter().find(|p| {
+        p.len()
+            .checked_add(req.params.max_tokens)
+            .is_none_or(|n| n > ctx)
+    }) {
         return Err(LlmError::Invalid(format!(
             "prompt of {} tokens plus max_tokens {} exceeds the model's context of {ctx} tokens",
             p.len(),
