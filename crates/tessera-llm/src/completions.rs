@@ -419,13 +419,13 @@ async fn complete(
         };
         let (mut tokens, mut lps, mut tops, mut offsets) = (vec![], vec![], vec![], vec![]);
         if req.echo {
-            offsets = text_offsets(&tok, p, 0);
+            offsets = text_offsets(tok, p, 0);
             for (j, &t) in p.iter().enumerate() {
                 tokens.push(json!(tok.decode(&[t], true).unwrap_or_default()));
                 match j.checked_sub(1).and_then(|k| stats.get(k)) {
                     Some((lp, alts)) => {
                         lps.push(json!(lp));
-                        tops.push(top_map(&tok, alts));
+                        tops.push(top_map(tok, alts));
                     }
                     None => {
                         lps.push(Value::Null);
@@ -438,13 +438,13 @@ async fn complete(
         if let Some(g) = &gen {
             completion_tokens += g.tokens.len();
             let base = text.chars().count();
-            offsets.extend(text_offsets(&tok, &g.tokens, base));
+            offsets.extend(text_offsets(tok, &g.tokens, base));
             text.push_str(&g.text);
             finish = local::finish_name(g.finish_reason).to_string();
             for (j, (&t, &lp)) in g.tokens.iter().zip(&g.logprobs).enumerate() {
                 tokens.push(json!(tok.decode(&[t], true).unwrap_or_default()));
                 lps.push(json!(lp));
-                tops.push(top_map(&tok, g.top_logprobs.get(j).map_or(&[][..], |v| v)));
+                tops.push(top_map(tok, g.top_logprobs.get(j).map_or(&[][..], |v| v)));
             }
         }
         let logprobs = match req.logprobs {
