@@ -159,11 +159,18 @@ fn lin(ps: &mut Params, i: usize, o: usize, bias: bool) -> Result<Linear> {
     Ok(Linear::new(w, b))
 }
 
+/// Widest GNN layer (input features included).
+pub const MAX_WIDTH: usize = 1 << 16;
+
 impl Gnn {
     /// A fresh model with parameters added to `ps`.
     pub fn new(kind: ModelKind, ps: &mut Params, dims: &[usize], dropout: f32) -> Result<Self> {
         if dims.len() < 2 {
             invalid!("a GNN needs at least input and output widths");
+        }
+        // Bound every width before a weight is sized from it (a hostile --hidden would overflow the allocation).
+        if let Some(w) = dims.iter().find(|&&w| w == 0 || w > MAX_WIDTH) {
+            invalid!("layer width {w} out of range 1..={MAX_WIDTH}");
         }
         let mut layers = Vec::new();
         for w in dims.windows(2) {
