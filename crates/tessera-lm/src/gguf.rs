@@ -420,6 +420,25 @@ impl GgufFile {
         self.metadata.get(key)
     }
 
+    /// The raw bytes of a tensor, read from the file (not through the map, so they are not counted twice in the
+    /// process's resident memory).
+    pub fn read_tensor_bytes(&self, name: &str) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt as _;
+        let info = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| LmError::MissingTensor {
+                path: self.path.clone(),
+                name: name.into(),
+            })?;
+        let f =
+            std::fs::File::open(&self.path).map_err(|e| tessera_core::Error::io(&self.path, e))?;
+        let mut buf = vec![0u8; info.n_bytes];
+        f.read_exact_at(&mut buf, info.offset as u64)
+            .map_err(|e| tessera_core::Error::io(&self.path, e))?;
+        Ok(buf)
+    }
+
     /// Reads a tensor, dequantized to f32, with its row-major shape.
     pub fn tensor_f32(&self, name: &str) -> Result<Tensor> {
         let info = self

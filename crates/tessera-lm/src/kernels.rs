@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     // 16 independent accumulators: the compiler keeps them in vector registers without reassociating.
     let mut acc = [0f32; 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
@@ -39,10 +39,57 @@ unsafe fn rows_block_avx2(x: &[f32], k: usize, w: &[f32], out: &mut [f32]) {
     rows_block(x, k, w, out)
 }
 
+/// Whether the CPU has AVX2 and FMA (detected once).
+pub(crate) fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| {
+            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A dot product of two equally long f32 slices with the widest SIMD available.
+pub(crate) fn dot_dispatch(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2_fma() {
+            // SAFETY: the features were detected at run time.
+            return unsafe { dot_avx2(a, b) };
+        }
+    }
+    dot(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot(a, b)
+}
+
+/// `t` computed feature-major (`n × m`) back to row-major `m × n`.
+pub(crate) fn transpose_feature_major(t: Vec<f32>, m: usize, n: usize) -> Vec<f32> {
+    if m == 1 {
+        return t;
+    }
+    let mut y = vec![0f32; m * n];
+    for (j, row) in t.chunks_exact(m).enumerate() {
+        for (i, &v) in row.iter().enumerate() {
+            y[i * n + j] = v;
+        }
+    }
+    y
+}
+
 fn rows_block_dispatch(x: &[f32], k: usize, w: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if has_avx2_fma() {
             // SAFETY: the features were detected at run time.
             unsafe { rows_block_avx2(x, k, w, out) };
             return;
@@ -63,16 +110,7 @@ pub fn matmul_rows_t(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<
         let rows = out.len() / m;
         rows_block_dispatch(x, k, &w[n0 * k..(n0 + rows) * k], out);
     });
-    if m == 1 {
-        return t;
-    }
-    let mut y = vec![0f32; m * n];
-    for (j, row) in t.chunks_exact(m).enumerate() {
-        for (i, &v) in row.iter().enumerate() {
-            y[i * n + j] = v;
-        }
-    }
-    y
+    transpose_feature_major(t, m, n)
 }
 
 #[cfg(test)]

@@ -32,10 +32,13 @@ pub mod model;
 pub mod optim;
 pub mod perplexity;
 pub mod perturb;
+pub mod quant;
+pub mod sparse;
 pub mod speed;
 pub mod testing;
 pub mod tokenizer;
 pub mod tour;
+pub mod weights;
 
 pub use config::LlamaConfig;
 pub use error::{LmError, Result};
@@ -48,10 +51,11 @@ pub use hook::{
 };
 pub use limits::{check_generation, MemoryModel};
 pub use linear::{Grad, Linear, LinearCtx, LoraForm, Proj, WeightMode};
-pub use load::{load, save_safetensors_dir};
+pub use load::{load, load_with, save_safetensors_dir};
 pub use model::{
     Cache, Forward, ForwardOutput, Input, Llama, LoraSpec, StepContext, ATTENTION_KEY_BLOCK,
     PREFILL_CHUNK,
 };
 pub use perturb::{ParamSet, Perturbation};
 pub use tokenizer::{ChatMessage, Tokenizer};
+pub use weights::{CompactWeights, LoadOptions, WeightDtype};

@@ -21,6 +21,7 @@
 //! equal to the mask bit for bit) for SparseLoRA.
 use crate::error::{LmError, Result};
 use crate::kernels;
+use crate::weights::CompactWeights;
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, Var};
 use std::fmt;
 use std::str::FromStr;
@@ -413,6 +414,9 @@ pub struct Linear {
     lora: Option<Lora>,
     observer: Option<Mutex<InputStats>>,
     want_gram: bool,
+    /// An inference-only representation ([`crate::weights`]); when set, `weight` is an empty placeholder unless
+    /// it is a tied embedding kept beside the compact copy.
+    compact: Option<CompactWeights>,
 }
 
 /// `w ⊙ m` with every masked entry `+0.0` (a plain product leaves `-0.0` for negative weights).
@@ -430,15 +434,100 @@ impl Linear {
             lora: None,
             observer: None,
             want_gram: false,
+            compact: None,
         }
     }
+    /// A layer held in a compact, inference-only form ([`crate::weights`]). `keep` is a `Var` of the same
+    /// weight kept beside it (a tied embedding); `None` leaves an empty `0 × in` placeholder as [`Linear::weight`].
+    pub fn from_compact(c: CompactWeights, keep: Option<Var>) -> Result<Self> {
+        let (out, inp) = c.dims();
+        let weight = match keep {
+            Some(v) if v.dims() == [out, inp] => v,
+            Some(v) => {
+                return Err(LmError::MaskShape {
+                    expected: vec![out, inp],
+                    got: v.dims().to_vec(),
+                })
+            }
+            None => Var::zeros((0, inp), DType::F32, &Device::Cpu)?,
+        };
+        let mut l = Linear::new(weight);
+        l.compact = Some(c);
+        Ok(l)
+    }
+    /// The compact inference representation, when the layer has one.
+    pub fn compact(&self) -> Option<&CompactWeights> {
+        self.compact.as_ref()
+    }
+    fn refuse_compact(&self, what: &str) -> Result<()> {
+        match &self.compact {
+            Some(c) => Err(LmError::Invalid(format!(
+                "{what} needs f32 weights, but this layer is held as {} for inference (load with --dtype f32 / \
+                 LoadOptions::default())",
+                c.format_name()
+            ))),
+            None => Ok(()),
+        }
+    }
+    fn check_plain(&self, what: &str) -> Result<()> {
+        if self.lora.is_some() || self.observer.is_some() {
+            return Err(LmError::Invalid(format!(
+                "{what}: merge or remove the adapter / observer first"
+            )));
+        }
+        Ok(())
+    }
+    /// Replaces the weight by its Q8_0 blocks (inference only). `keep` keeps that `Var` as [`Linear::weight`]
+    /// (a tied embedding); otherwise the f32 weight is dropped. A mask stays baked in the values (zeros quantize
+    /// to exact zeros) and is dropped.
+    pub fn compress_q8_0(&mut self, keep: Option<&Var>) -> Result<()> {
+        self.check_plain("quantizing")?;
+        if let Some(CompactWeights::Quantized(q)) = &self.compact {
+            if q.format() == crate::quant::QFormat::Q8_0 {
+                return Ok(());
+            }
+        }
+        let (out, inp) = self.dims();
+        let w: Vec<f32> = self.dense_weight()?.flatten_all()?.to_vec1()?;
+        let q = crate::quant::QMatrix::quantize_q8_0(&w, out, inp)?;
+        *self = Linear::from_compact(CompactWeights::Quantized(q), keep.cloned())?;
+        Ok(())
+    }
+    /// Replaces a masked weight by its compressed sparse form (inference only; [`crate::sparse`]): exactly the
+    /// entries the mask keeps, bit for bit. Errors without a mask.
+    pub fn compress_sparse(&mut self) -> Result<()> {
+        self.check_plain("compressing")?;
+        self.refuse_compact("compressing")?;
+        let m = self
+            .mask
+            .as_ref()
+            .ok_or_else(|| LmError::Invalid("sparse compression needs a masked layer".into()))?;
+        let (out, inp) = self.dims();
+        let keep: Vec<f32> = m.flatten_all()?.to_vec1()?;
+        let w: Vec<f32> = self.weight.as_tensor().flatten_all()?.to_vec1()?;
+        let s = crate::sparse::SparseMatrix::from_masked(&w, &keep, out, inp)?;
+        *self = Linear::from_compact(CompactWeights::Sparse(s), None)?;
+        Ok(())
+    }
+    /// Turns a compact layer back into a dense f32 one (dequantized / expanded); a no-op on an f32 layer.
+    pub fn decompress(&mut self) -> Result<()> {
+        if self.compact.is_some() {
+            let w = self.dense_weight()?;
+            *self = Linear::new(Var::from_tensor(&w)?);
+        }
+        Ok(())
+    }
     /// The weight variable (shared storage: an optimizer updating it updates the model). With a mask it holds
-    /// `W ⊙ M`.
+    /// `W ⊙ M`. On a compact inference-only layer ([`Linear::compact`]) it is an empty `0 × in` placeholder
+    /// (or the tied embedding); use [`Linear::dense_weight`] to read the weight.
     pub fn weight(&self) -> &Var {
         &self.weight
     }
     /// `(out, in)`.
     pub fn dims(&self) -> (usize, usize) {
+        if let Some(c) = &self.compact {
+            return c.dims();
+        }
         let d = self.weight.dims();
         (d[0], d[1])
     }
@@ -452,6 +541,13 @@ impl Linear {
     }
     /// The dense weight: `W ⊙ M + W ⊙ (1 − M)` when a dense copy is kept, else the weight as stored.
     pub fn dense_weight(&self) -> Result<Tensor> {
+        if let Some(c) = &self.compact {
+            let (out, inp) = c.dims();
+            if self.weight.dims() == [out, inp] {
+                return Ok(self.weight.as_tensor().detach());
+            }
+            return Ok(Tensor::from_vec(c.to_dense(), (out, inp), &Device::Cpu)?);
+        }
         let w = self.weight.as_tensor().detach();
         Ok(match &self.dense_rest {
             Some(r) => (w + r)?,
@@ -460,6 +556,7 @@ impl Linear {
     }
 
     fn check_mask(&self, mask: &Tensor) -> Result<Tensor> {
+        self.refuse_compact("a mask")?;
         if mask.dims() != self.weight.dims() {
             return Err(LmError::MaskShape {
                 expected: self.weight.dims().to_vec(),
@@ -528,6 +625,7 @@ impl Linear {
         seed: u64,
         form: LoraForm,
     ) -> Result<&Lora> {
+        self.refuse_compact("a LoRA adapter")?;
         let (out, inp) = self.dims();
         if r == 0 || r > out.min(inp) {
             return Err(LmError::Invalid(format!(
@@ -693,6 +791,20 @@ impl Linear {
         let rows = x.elem_count() / inp;
         let x2 = x.reshape((rows, inp))?;
         self.record(&x2, ctx.keep_rows)?;
+        if let Some(c) = &self.compact {
+            if g.on() {
+                self.refuse_compact("training")?;
+            }
+            let xs = x2
+                .to_dtype(DType::F32)?
+                .contiguous()?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let y = Tensor::from_vec(c.matmul_t(&xs, rows), (rows, out), x.device())?;
+            let mut out_dims = dims;
+            *out_dims.last_mut().expect("non-empty") = out;
+            return Ok(y.reshape(out_dims)?);
+        }
         let dense = ctx.weights == WeightMode::Dense;
         let lora = if dense { None } else { self.lora.as_ref() };
         // Outside training the weight is detached, so no autograd graph keeps activations alive.

@@ -8,7 +8,9 @@ use crate::error::{LmError, Result};
 use crate::gguf::GgufFile;
 use crate::linear::Linear;
 use crate::model::{Block, Llama};
+use crate::quant::{QFormat, QMatrix};
 use crate::tokenizer::Tokenizer;
+use crate::weights::{CompactWeights, LoadOptions, WeightDtype};
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor, Var};
 use std::collections::{BTreeSet, HashMap};
@@ -24,6 +26,157 @@ pub fn load(path: impl AsRef<Path>) -> Result<Llama> {
         // Refuses FIFOs, sockets and devices before opening them.
         load_gguf(path)
     }
+}
+
+/// Loads a model in the weight representation `opts` asks for ([`crate::weights`]): f32 is [`load`];
+/// [`WeightDtype::File`] on a GGUF uses its Q8_0 / Q4_0 / Q4_1 blocks as they are ([`load_gguf_blocks`]), on a
+/// pruned directory the compressed sparse formats; [`WeightDtype::Q8_0`] requantizes; [`WeightDtype::Sparse`]
+/// needs a pruned directory.
+pub fn load_with(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Llama> {
+    let path = path.as_ref();
+    let md = std::fs::metadata(path).map_err(|e| tessera_core::Error::io(path, e))?;
+    match (md.is_dir(), opts.dtype) {
+        (_, WeightDtype::F32) => load(path),
+        (false, WeightDtype::File) => load_gguf_blocks(path),
+        (false, WeightDtype::Sparse) => Err(LmError::Invalid(format!(
+            "--dtype sparse needs a pruned model directory (with {MASKS_FILE}); {} is a single file",
+            path.display()
+        ))),
+        (_, d) => {
+            let mut m = load(path)?;
+            m.to_inference(d)?;
+            Ok(m)
+        }
+    }
+}
+
+/// Row order that undoes llama.cpp's rope permutation (see the module docs): row `h·hd + j·hd/2 + i` of the
+/// result is row `h·hd + 2i + j` of the file.
+fn unpermute_rows(out: usize, heads: usize) -> Vec<usize> {
+    let hd = out / heads;
+    let mut p = Vec::with_capacity(out);
+    for h in 0..heads {
+        for j in 0..2 {
+            for i in 0..hd / 2 {
+                p.push(h * hd + 2 * i + j);
+            }
+        }
+    }
+    p
+}
+
+/// A GGUF tensor as quantized blocks: its own when the runtime computes on its type, else dequantized and
+/// requantized to Q8_0 (`None` for F32 / F16 tensors, which stay f32 unless `force`).
+fn gguf_blocks(g: &GgufFile, name: &str, force: bool) -> Result<Option<QMatrix>> {
+    let info = g.tensors.get(name).ok_or_else(|| LmError::MissingTensor {
+        path: g.path().into(),
+        name: name.into(),
+    })?;
+    let (rows, cols) = match info.shape[..] {
+        [r, c] => (r, c),
+        _ => {
+            return Err(LmError::bad(
+                g.path(),
+                format!("tensor `{name}` is not a matrix"),
+            ))
+        }
+    };
+    let bad = |e: LmError| LmError::bad(g.path(), format!("tensor `{name}`: {e}"));
+    if let Some(f) = QFormat::from_ggml(info.ggml_type) {
+        return Ok(Some(
+            QMatrix::from_bytes(f, rows, cols, g.read_tensor_bytes(name)?).map_err(bad)?,
+        ));
+    }
+    if !force && matches!(info.ggml_type, 0 | 1) {
+        return Ok(None);
+    }
+    let w: Vec<f32> = g.tensor_f32(name)?.flatten_all()?.to_vec1()?;
+    Ok(Some(QMatrix::quantize_q8_0(&w, rows, cols).map_err(bad)?))
+}
+
+/// Loads a GGUF file for inference on its own blocks: every projection stays in the file's Q8_0 / Q4_0 / Q4_1
+/// blocks (Q/K rows reordered whole), other block types are requantized to Q8_0, F32/F16 projections stay f32;
+/// the head is Q8_0 (the file's `token_embd` / `output` blocks when they are Q8_0), the embedding table f32 for
+/// lookups (tied: the head keeps it as its `Var`). Tensor bytes are read, not mapped, so resident memory is the
+/// blocks plus the embedding.
+pub fn load_gguf_blocks(path: &Path) -> Result<Llama> {
+    let g = GgufFile::open(path)?;
+    let cfg = LlamaConfig::from_gguf(&g)?;
+    check_tensors(
+        path,
+        &cfg,
+        g.tensors.keys().map(String::as_str),
+        true,
+        |n| g.tensors.get(n).map(|t| t.shape.clone()),
+    )?;
+    let tok = Tokenizer::from_gguf(&g)?;
+    let (v, h) = (cfg.vocab_size, cfg.hidden_size);
+    let to_q8 = |q: QMatrix| -> Result<QMatrix> {
+        if q.format() == QFormat::Q8_0 {
+            return Ok(q);
+        }
+        let (r, c) = q.dims();
+        QMatrix::quantize_q8_0(&q.dequantize(), r, c)
+    };
+    let emb_q = gguf_blocks(&g, "token_embd.weight", false)?;
+    let emb_f32 = match &emb_q {
+        Some(q) => Tensor::from_vec(q.dequantize(), (v, h), &Device::Cpu)?,
+        None => g.tensor_f32("token_embd.weight")?,
+    };
+    let embed = Var::from_tensor(&emb_f32.to_dtype(DType::F32)?.contiguous()?)?;
+    let norm_var = |name: &str| -> Result<Var> { Ok(Var::from_tensor(&g.tensor_f32(name)?)?) };
+    let lin = |name: String, heads: Option<usize>| -> Result<Linear> {
+        match gguf_blocks(&g, &name, false)? {
+            Some(q) => {
+                let q = match heads {
+                    Some(nh) => q.permute_rows(&unpermute_rows(q.dims().0, nh))?,
+                    None => q,
+                };
+                Linear::from_compact(CompactWeights::Quantized(q), None)
+            }
+            None => {
+                let t = g.tensor_f32(&name)?;
+                let t = match heads {
+                    Some(nh) => unpermute(&t, nh)?.contiguous()?,
+                    None => t,
+                };
+                Ok(Linear::new(Var::from_tensor(&t)?))
+            }
+        }
+    };
+    let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
+    for i in 0..cfg.num_hidden_layers {
+        let p = format!("blk.{i}");
+        blocks.push(Block {
+            attn_norm: norm_var(&format!("{p}.attn_norm.weight"))?,
+            q: lin(format!("{p}.attn_q.weight"), Some(cfg.num_attention_heads))?,
+            k: lin(format!("{p}.attn_k.weight"), Some(cfg.num_key_value_heads))?,
+            v: lin(format!("{p}.attn_v.weight"), None)?,
+            o: lin(format!("{p}.attn_output.weight"), None)?,
+            ffn_norm: norm_var(&format!("{p}.ffn_norm.weight"))?,
+            gate: lin(format!("{p}.ffn_gate.weight"), None)?,
+            up: lin(format!("{p}.ffn_up.weight"), None)?,
+            down: lin(format!("{p}.ffn_down.weight"), None)?,
+        });
+    }
+    let head = if g.tensors.contains_key("output.weight") {
+        let q = to_q8(gguf_blocks(&g, "output.weight", true)?.expect("forced"))?;
+        Linear::from_compact(CompactWeights::Quantized(q), None)?
+    } else {
+        let q = match emb_q {
+            Some(q) => to_q8(q)?,
+            None => {
+                let w: Vec<f32> = emb_f32.flatten_all()?.to_vec1()?;
+                QMatrix::quantize_q8_0(&w, v, h)?
+            }
+        };
+        Linear::from_compact(CompactWeights::Quantized(q), Some(embed.clone()))?
+    };
+    drop(emb_f32);
+    let norm = norm_var("output_norm.weight")?;
+    let mut m = Llama::from_parts(cfg, embed, blocks, norm, None, Some(tok))?;
+    m.lm_head = head;
+    Ok(m)
 }
 
 /// Every tensor the architecture needs for `cfg`: `(HF name, GGUF name, row-major shape)`.
@@ -340,6 +493,11 @@ pub fn apply_masks(model: &mut Llama, path: &Path) -> Result<()> {
 /// place ([`crate::export::write_dir_atomic`]), so a failure or a kill leaves the old directory or the new one,
 /// never a mix. Masks and LoRA adapters are not written here (see [`crate::checkpoint`]).
 pub fn save_safetensors_dir(model: &Llama, dir: &Path) -> Result<()> {
+    if model.is_inference_only() {
+        return Err(LmError::Invalid(
+            "this model is held in compact inference-only form; load it with f32 weights to save it".into(),
+        ));
+    }
     let mut map: HashMap<String, Tensor> = HashMap::new();
     for (name, v) in model.named_vars() {
         map.insert(name, v.as_tensor().clone());

@@ -401,8 +401,16 @@ impl Llama {
                 ("mlp.down_proj", [h, f]),
             ];
             for ((name, l), (_, shape)) in b.linears().iter().zip(want.iter()) {
-                check(format!("model.layers.{i}.{name}"), l.weight(), shape)?;
-                if !l.weight().device().same_device(&device) {
+                let (o, n) = l.dims();
+                if [o, n] != *shape {
+                    return Err(LmError::TensorShape {
+                        path: "<model>".into(),
+                        name: format!("model.layers.{i}.{name}"),
+                        expected: shape.to_vec(),
+                        got: vec![o, n],
+                    });
+                }
+                if l.compact().is_none() && !l.weight().device().same_device(&device) {
                     return Err(LmError::Invalid(format!(
                         "model.layers.{i}.{name} is on another device than the embedding"
                     )));
@@ -469,11 +477,11 @@ impl Llama {
             n += b
                 .linears()
                 .iter()
-                .map(|(_, l)| l.weight().elem_count())
+                .map(|(_, l)| l.dims().0 * l.dims().1)
                 .sum::<usize>();
         }
         if !self.is_tied() {
-            n += self.lm_head.weight().elem_count();
+            n += self.lm_head.dims().0 * self.lm_head.dims().1;
         }
         n
     }

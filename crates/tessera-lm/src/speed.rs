@@ -8,6 +8,7 @@
 use crate::error::{LmError, Result};
 use crate::generate::{sample, SamplingParams};
 use crate::model::{Cache, Llama};
+use crate::weights::WeightDtype;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -104,15 +105,16 @@ pub struct DecodeWorkerOutput {
     pub prompt_ids: Vec<u32>,
 }
 
-/// The worker's job: load `model`, encode [`BENCH_PROMPT`] and time it (run inside the worker process).
-pub fn decode_worker(model: &Path, steps: usize) -> Result<DecodeWorkerOutput> {
-    let m = crate::load(model)?;
+/// The worker's job: load `model` in the representation `dtype`, encode [`BENCH_PROMPT`] and time it (run inside
+/// the worker process).
+pub fn decode_worker(model: &Path, steps: usize, dtype: WeightDtype) -> Result<DecodeWorkerOutput> {
+    let m = crate::load_with(model, &crate::LoadOptions { dtype })?;
     let prompt_ids = m.tokenizer()?.encode(BENCH_PROMPT)?;
     let speed = measure_decode(&m, &prompt_ids, steps)?;
     Ok(DecodeWorkerOutput { speed, prompt_ids })
 }
 
-/// How to start the runtime's worker process: `exe args… --steps N <model>` must run [`decode_worker`] and print
+/// How to start the runtime's worker process: `exe args… --steps N --dtype D <model>` must run [`decode_worker`] and print
 /// its [`DecodeWorkerOutput`] as one JSON object on stdout.
 #[derive(Debug, Clone)]
 pub struct WorkerCommand {
@@ -135,6 +137,95 @@ pub struct DecodeBenchConfig {
     pub python: String,
     /// Where the f32 GGUF for llama.cpp is written (once) and found again.
     pub f32_dir: PathBuf,
+    /// Runs of every engine, interleaved (A B C A B C …), each in its own process.
+    pub reps: usize,
+    /// Our engine's weight representations, one row each (`tessera f32`, `tessera file`, ...).
+    pub dtypes: Vec<WeightDtype>,
+}
+
+/// Median, minimum and maximum of a set of runs.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Spread {
+    /// Median (mean of the two middle values for an even count).
+    pub median: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `v` (`None` when empty).
+    pub fn of(v: &[f64]) -> Option<Self> {
+        if v.is_empty() {
+            return None;
+        }
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        let n = s.len();
+        let median = if n % 2 == 1 {
+            s[n / 2]
+        } else {
+            (s[n / 2 - 1] + s[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: s[0],
+            max: s[n - 1],
+        })
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2} [{:.2}–{:.2}]", self.median, self.min, self.max)
+    }
+}
+
+/// All runs of one engine, with the medians as the row's headline figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineRuns {
+    /// Median prompt and decode speed and peak memory.
+    #[serde(flatten)]
+    pub median: DecodeSpeed,
+    /// Spread of decode tokens/s.
+    pub decode: Spread,
+    /// Spread of prompt tokens/s.
+    pub prompt: Spread,
+    /// Every run, in order.
+    pub runs: Vec<DecodeSpeed>,
+}
+
+impl EngineRuns {
+    fn from_runs(runs: Vec<DecodeSpeed>) -> Option<Self> {
+        let d: Vec<f64> = runs.iter().map(|r| r.decode_tokens_per_s).collect();
+        let p: Vec<f64> = runs.iter().map(|r| r.prompt_tokens_per_s).collect();
+        let m: Vec<f64> = runs.iter().filter_map(|r| r.peak_rss_mb).collect();
+        let (decode, prompt) = (Spread::of(&d)?, Spread::of(&p)?);
+        Some(EngineRuns {
+            median: DecodeSpeed {
+                prompt_tokens_per_s: prompt.median,
+                decode_tokens_per_s: decode.median,
+                peak_rss_mb: Spread::of(&m).map(|s| s.median),
+            },
+            decode,
+            prompt,
+            runs,
+        })
+    }
+}
+
+/// One ratio between two engines over paired runs (run `i` of one over run `i` of the other).
+#[derive(Debug, Clone, Serialize)]
+pub struct RatioRow {
+    /// The engine measured.
+    pub engine: String,
+    /// The engine it is divided by.
+    pub baseline: String,
+    /// Which figure (`decode_tokens_per_s`, `prompt_tokens_per_s`, `peak_rss_mb`).
+    pub figure: String,
+    /// Spread of the paired ratios.
+    pub ratio: Spread,
 }
 
 /// One engine's row: its speed, or why it did not run.
@@ -146,22 +237,27 @@ pub enum EngineResult {
         /// Why.
         skipped: String,
     },
-    /// The engine ran.
-    Measured(DecodeSpeed),
+    /// The engine ran (every run).
+    Measured(EngineRuns),
 }
 
 impl EngineResult {
     /// The speed, when measured.
     pub fn speed(&self) -> Option<&DecodeSpeed> {
         match self {
-            EngineResult::Measured(s) => Some(s),
+            EngineResult::Measured(s) => Some(&s.median),
             EngineResult::Skipped { .. } => None,
         }
     }
 }
 
-/// Label of our runtime's row.
+/// Label of our runtime's f32 row.
 pub const ENGINE_TESSERA: &str = "tessera f32";
+
+/// Label of our runtime's row for `dtype`.
+pub fn engine_label(dtype: WeightDtype) -> String {
+    format!("tessera {dtype}")
+}
 /// Label of llama.cpp on the f32 GGUF (the ratios' baseline).
 pub const ENGINE_LLAMA_CPP_F32: &str = "llama.cpp f32";
 /// Label of llama.cpp on the original (quantized) file.
@@ -178,13 +274,18 @@ pub struct DecodeBench {
     pub prompt_tokens: usize,
     /// Greedy decode steps.
     pub steps: usize,
+    /// Runs per engine (interleaved).
+    pub reps: usize,
     /// Every engine's row, by label.
     #[serde(serialize_with = "ordered_map")]
     pub engines: Vec<(String, EngineResult)>,
-    /// Our decode speed over llama.cpp f32's.
+    /// Median over paired runs of our f32 decode speed over llama.cpp f32's.
     pub decode_ratio_vs_llama_cpp_f32: Option<f64>,
-    /// Our prompt speed over llama.cpp f32's.
+    /// Median over paired runs of our f32 prompt speed over llama.cpp f32's.
     pub prompt_ratio_vs_llama_cpp_f32: Option<f64>,
+    /// Every ratio with its spread: each `tessera <dtype>` row against llama.cpp f32, and `tessera file` against
+    /// llama.cpp on the original file (decode, prompt and peak memory).
+    pub ratios: Vec<RatioRow>,
 }
 
 fn ordered_map<S: serde::Serializer>(
@@ -198,15 +299,16 @@ impl std::fmt::Display for DecodeBench {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "model {}  threads {}  prompt {} tokens  decode {} steps",
+            "model {}  threads {}  prompt {} tokens  decode {} steps  {} interleaved runs per engine (median [min–max])",
             self.model.display(),
             self.threads,
             self.prompt_tokens,
-            self.steps
+            self.steps,
+            self.reps
         )?;
         writeln!(
             f,
-            "{:<20} {:>12} {:>12} {:>10}",
+            "{:<20} {:>26} {:>26} {:>10}",
             "engine", "prompt tok/s", "decode tok/s", "peak MiB"
         )?;
         for (l, v) in &self.engines {
@@ -214,12 +316,19 @@ impl std::fmt::Display for DecodeBench {
                 EngineResult::Skipped { skipped } => writeln!(f, "{l:<20} skipped ({skipped})")?,
                 EngineResult::Measured(s) => writeln!(
                     f,
-                    "{l:<20} {:>12.1} {:>12.1} {:>10.0}",
-                    s.prompt_tokens_per_s,
-                    s.decode_tokens_per_s,
-                    s.peak_rss_mb.unwrap_or(0.0)
+                    "{l:<20} {:>26} {:>26} {:>10.0}",
+                    s.prompt.to_string(),
+                    s.decode.to_string(),
+                    s.median.peak_rss_mb.unwrap_or(0.0)
                 )?,
             }
+        }
+        for r in &self.ratios {
+            writeln!(
+                f,
+                "{} / {} ({}): {}",
+                r.engine, r.baseline, r.figure, r.ratio
+            )?;
         }
         match (
             self.decode_ratio_vs_llama_cpp_f32,
@@ -238,9 +347,18 @@ fn other(msg: String) -> LmError {
     LmError::Core(tessera_core::Error::Other(msg))
 }
 
-/// Runs one llama.cpp job through the Python script; any failure becomes a skipped row.
-fn llama_cpp_row(python: &str, script: &Path, job: &serde_json::Value) -> EngineResult {
-    let skipped = |s: String| EngineResult::Skipped { skipped: s };
+/// Runs one llama.cpp job through the Python script: its speed, or why it did not run.
+fn llama_cpp_row(
+    python: &str,
+    script: &Path,
+    job: &serde_json::Value,
+) -> std::result::Result<DecodeSpeed, String> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Row {
+        Skipped { skipped: String },
+        Measured(DecodeSpeed),
+    }
     match std::process::Command::new(python)
         .arg(script)
         .arg(job.to_string())
@@ -253,16 +371,20 @@ fn llama_cpp_row(python: &str, script: &Path, job: &serde_json::Value) -> Engine
                 .rsplit(|&b| b == b'\n')
                 .next()
                 .unwrap_or(b"{}");
-            serde_json::from_slice(last).unwrap_or_else(|_| skipped("unparsable output".into()))
+            match serde_json::from_slice(last) {
+                Ok(Row::Measured(s)) => Ok(s),
+                Ok(Row::Skipped { skipped }) => Err(skipped),
+                Err(_) => Err("unparsable output".into()),
+            }
         }
-        Ok(o) => skipped(format!(
+        Ok(o) => Err(format!(
             "failed: {}",
             String::from_utf8_lossy(&o.stderr)
                 .lines()
                 .last()
                 .unwrap_or("")
         )),
-        Err(e) => skipped(format!("{python}: {e}")),
+        Err(e) => Err(format!("{python}: {e}")),
     }
 }
 
@@ -270,9 +392,12 @@ fn llama_cpp_row(python: &str, script: &Path, job: &serde_json::Value) -> Engine
 pub const MAX_BENCH_THREADS: usize = 256;
 /// Most decode steps `bench decode` times.
 pub const MAX_BENCH_STEPS: usize = 4096;
+/// Most runs per engine `bench decode` makes.
+pub const MAX_BENCH_REPS: usize = 100;
 
-/// Runs `tessera bench decode`: our runtime in a worker process, then (for a GGUF model) llama.cpp on an f32 GGUF
-/// written by us and on the original file, and the speed ratios against llama.cpp f32.
+/// Runs `tessera bench decode`: `reps` rounds, each running every engine once in its own process, interleaved
+/// (our runtime in each representation of `dtypes`, then for a GGUF model llama.cpp on an f32 GGUF written by us
+/// and on the original file); each figure and each paired ratio is reported as median and range.
 pub fn bench_decode(cfg: &DecodeBenchConfig, worker: &WorkerCommand) -> Result<DecodeBench> {
     if !(1..=MAX_BENCH_THREADS).contains(&cfg.threads) {
         return Err(crate::LmError::Invalid(format!(
@@ -286,25 +411,38 @@ pub fn bench_decode(cfg: &DecodeBenchConfig, worker: &WorkerCommand) -> Result<D
             cfg.steps
         )));
     }
-    let out = std::process::Command::new(&worker.exe)
-        .args(&worker.args)
-        .args(["--steps", &cfg.steps.to_string()])
-        .arg(&cfg.model)
-        .env("RAYON_NUM_THREADS", cfg.threads.to_string())
-        .output()
-        .map_err(|e| other(format!("{}: {e}", worker.exe.display())))?;
-    if !out.status.success() {
-        return Err(other(format!(
-            "tessera worker failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+    if !(1..=MAX_BENCH_REPS).contains(&cfg.reps) {
+        return Err(crate::LmError::Invalid(format!(
+            "--reps must lie in 1..={MAX_BENCH_REPS} (got {})",
+            cfg.reps
         )));
     }
-    let ours: DecodeWorkerOutput =
-        serde_json::from_slice(&out.stdout).map_err(|e| other(format!("worker output: {e}")))?;
-    let mut engines = vec![(
-        ENGINE_TESSERA.to_string(),
-        EngineResult::Measured(ours.speed.clone()),
-    )];
+    let mut dtypes = cfg.dtypes.clone();
+    dtypes.dedup();
+    if dtypes.is_empty() {
+        dtypes.push(WeightDtype::F32);
+    }
+    let run_ours = |d: WeightDtype| -> Result<DecodeWorkerOutput> {
+        let out = std::process::Command::new(&worker.exe)
+            .args(&worker.args)
+            .args(["--steps", &cfg.steps.to_string(), "--dtype", &d.to_string()])
+            .arg(&cfg.model)
+            .env("RAYON_NUM_THREADS", cfg.threads.to_string())
+            .output()
+            .map_err(|e| other(format!("{}: {e}", worker.exe.display())))?;
+        if !out.status.success() {
+            return Err(other(format!(
+                "tessera worker failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| other(format!("worker output: {e}")))
+    };
+    // The first run of our first engine also yields the prompt ids llama.cpp is given.
+    let first = run_ours(dtypes[0])?;
+    let prompt_ids = first.prompt_ids.clone();
+    let mut llama_jobs: Vec<(String, PathBuf)> = Vec::new();
+    let mut script = None;
     if cfg.model.extension().is_some_and(|e| e == "gguf") {
         let stem = cfg
             .model
@@ -316,33 +454,114 @@ pub fn bench_decode(cfg: &DecodeBenchConfig, worker: &WorkerCommand) -> Result<D
             eprintln!("tessera: writing f32 GGUF {}", f32_path.display());
             crate::export::gguf_to_f32(&cfg.model, &f32_path)?;
         }
-        let script = std::env::temp_dir().join("tessera_llama_cpp_decode.py");
+        let sp = std::env::temp_dir().join("tessera_llama_cpp_decode.py");
         tessera_core::fsx::write_atomic(
-            &script,
+            &sp,
             include_str!("../bench/llama_cpp_decode.py").as_bytes(),
         )?;
-        for (label, p) in [
-            (ENGINE_LLAMA_CPP_F32, &f32_path),
-            (ENGINE_LLAMA_CPP_ORIGINAL, &cfg.model),
-        ] {
+        script = Some(sp);
+        llama_jobs.push((ENGINE_LLAMA_CPP_F32.into(), f32_path));
+        llama_jobs.push((ENGINE_LLAMA_CPP_ORIGINAL.into(), cfg.model.clone()));
+    }
+    let mut runs: Vec<(String, Vec<DecodeSpeed>, Option<String>)> = dtypes
+        .iter()
+        .map(|&d| (engine_label(d), Vec::new(), None))
+        .chain(
+            llama_jobs
+                .iter()
+                .map(|(l, _)| (l.clone(), Vec::new(), None)),
+        )
+        .collect();
+    let mut first = Some(first);
+    for rep in 0..cfg.reps {
+        for (i, &d) in dtypes.iter().enumerate() {
+            let o = match (rep, i, first.take()) {
+                (0, 0, Some(f)) => f,
+                _ => run_ours(d)?,
+            };
+            runs[i].1.push(o.speed);
+        }
+        for (j, (_, p)) in llama_jobs.iter().enumerate() {
+            let row = &mut runs[dtypes.len() + j];
+            if row.2.is_some() {
+                continue;
+            }
             let job = serde_json::json!({
-                "model": p, "prompt_ids": ours.prompt_ids, "steps": cfg.steps, "threads": cfg.threads,
+                "model": p, "prompt_ids": prompt_ids, "steps": cfg.steps, "threads": cfg.threads,
             });
-            engines.push((label.to_string(), llama_cpp_row(&cfg.python, &script, &job)));
+            let sp = script.as_ref().expect("set with the jobs");
+            match llama_cpp_row(&cfg.python, sp, &job) {
+                Ok(m) => row.1.push(m),
+                Err(skipped) => row.2 = Some(skipped),
+            }
         }
     }
-    let base = engines
+    let engines: Vec<(String, EngineResult)> = runs
         .iter()
-        .find(|r| r.0 == ENGINE_LLAMA_CPP_F32)
-        .and_then(|r| r.1.speed().cloned());
-    let ratio = |f: fn(&DecodeSpeed) -> f64| base.as_ref().map(|b| f(&ours.speed) / f(b));
+        .map(|(l, r, skip)| {
+            let res = match (skip, EngineRuns::from_runs(r.clone())) {
+                (Some(s), _) => EngineResult::Skipped { skipped: s.clone() },
+                (None, Some(m)) => EngineResult::Measured(m),
+                (None, None) => EngineResult::Skipped {
+                    skipped: "no run".into(),
+                },
+            };
+            (l.clone(), res)
+        })
+        .collect();
+    let runs_of = |label: &str| -> Option<&Vec<DecodeSpeed>> {
+        runs.iter()
+            .find(|r| r.0 == label && r.2.is_none() && !r.1.is_empty())
+            .map(|r| &r.1)
+    };
+    let mut ratios = Vec::new();
+    let mut pair = |engine: &str, baseline: &str| {
+        if let (Some(a), Some(b)) = (runs_of(engine), runs_of(baseline)) {
+            let figs: [(&str, fn(&DecodeSpeed) -> Option<f64>); 3] = [
+                ("decode_tokens_per_s", |s| Some(s.decode_tokens_per_s)),
+                ("prompt_tokens_per_s", |s| Some(s.prompt_tokens_per_s)),
+                ("peak_rss_mb", |s| s.peak_rss_mb),
+            ];
+            for (name, f) in figs {
+                let v: Vec<f64> = a
+                    .iter()
+                    .zip(b)
+                    .filter_map(|(x, y)| Some(f(x)? / f(y)?))
+                    .collect();
+                if let Some(ratio) = Spread::of(&v) {
+                    ratios.push(RatioRow {
+                        engine: engine.into(),
+                        baseline: baseline.into(),
+                        figure: name.into(),
+                        ratio,
+                    });
+                }
+            }
+        }
+    };
+    for &d in &dtypes {
+        pair(&engine_label(d), ENGINE_LLAMA_CPP_F32);
+    }
+    if dtypes.contains(&WeightDtype::File) {
+        pair(&engine_label(WeightDtype::File), ENGINE_LLAMA_CPP_ORIGINAL);
+    }
+    let median_of = |fig: &str| {
+        ratios
+            .iter()
+            .find(|r| {
+                r.engine == ENGINE_TESSERA && r.baseline == ENGINE_LLAMA_CPP_F32 && r.figure == fig
+            })
+            .map(|r| r.ratio.median)
+    };
     Ok(DecodeBench {
         model: cfg.model.clone(),
         threads: cfg.threads,
-        prompt_tokens: ours.prompt_ids.len(),
+        prompt_tokens: prompt_ids.len(),
         steps: cfg.steps,
+        reps: cfg.reps,
+        decode_ratio_vs_llama_cpp_f32: median_of("decode_tokens_per_s"),
+        prompt_ratio_vs_llama_cpp_f32: median_of("prompt_tokens_per_s"),
         engines,
-        decode_ratio_vs_llama_cpp_f32: ratio(|s| s.decode_tokens_per_s),
-        prompt_ratio_vs_llama_cpp_f32: ratio(|s| s.prompt_tokens_per_s),
+        ratios,
     })
 }

@@ -5,7 +5,7 @@ use clap::Args;
 use std::io::Write as _;
 use std::path::PathBuf;
 use tessera_core::assets;
-use tessera_lm::{commands, speed, Llama, SamplingParams};
+use tessera_lm::{commands, speed, Llama, LoadOptions, SamplingParams, WeightDtype};
 
 /// Default model for every command that takes one.
 pub const DEFAULT_MODEL: &str = tessera_lm::tour::TOUR_MODEL;
@@ -14,6 +14,12 @@ pub const DEFAULT_MODEL: &str = tessera_lm::tour::TOUR_MODEL;
 pub fn load_model(ctx: &Ctx, spec: &str) -> anyhow::Result<Llama> {
     let path = assets::resolve_model(spec, ctx.offline)?;
     Ok(tessera_lm::load(&path)?)
+}
+
+/// Resolves and loads a model for inference in the weight representation `dtype` (`--dtype`).
+pub fn load_model_with(ctx: &Ctx, spec: &str, dtype: WeightDtype) -> anyhow::Result<Llama> {
+    let path = assets::resolve_model(spec, ctx.offline)?;
+    Ok(tessera_lm::load_with(&path, &LoadOptions { dtype })?)
 }
 
 /// `tessera info` arguments.
@@ -75,6 +81,9 @@ pub struct GenerateArgs {
     /// With --json: also record the N most likely tokens at every step (`generation.top_logprobs`, 0–20).
     #[arg(long, default_value_t = 0)]
     pub top_logprobs: usize,
+    /// Weight representation: f32, q8_0, file (the file's own blocks; sparse for a pruned dir) or sparse.
+    #[arg(long, default_value = "file")]
+    pub dtype: WeightDtype,
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     pub json: bool,
@@ -92,7 +101,7 @@ pub fn generate(ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
         top_logprobs: a.top_logprobs,
     };
     tessera_lm::limits::check_sampling(&p)?;
-    let m = load_model(ctx, &a.model)?;
+    let m = load_model_with(ctx, &a.model, a.dtype)?;
     let prompts: Vec<Vec<u32>> = a
         .prompt
         .iter()
@@ -137,6 +146,9 @@ pub struct PerplexityArgs {
     /// Only the first N tokens of the text (0 = all).
     #[arg(long, default_value_t = 0)]
     pub max_tokens: usize,
+    /// Weight representation: f32, q8_0, file (the file's own blocks; sparse for a pruned dir) or sparse.
+    #[arg(long, default_value = "file")]
+    pub dtype: WeightDtype,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -154,7 +166,7 @@ pub fn perplexity(ctx: &Ctx, a: PerplexityArgs) -> anyhow::Result<()> {
         Some(t) => t,
         None => wikitext_test()?,
     };
-    let m = load_model(ctx, &a.model)?;
+    let m = load_model_with(ctx, &a.model, a.dtype)?;
     let pb = tessera_core::progress::bar(0, "perplexity");
     let r = commands::perplexity_file(&m, &text, a.window, a.stride, a.max_tokens, &mut |d, n| {
         pb.set_length(n as u64);
@@ -188,6 +200,12 @@ pub struct BenchDecodeArgs {
     /// Python interpreter with llama-cpp-python.
     #[arg(long, default_value = "python3")]
     pub python: String,
+    /// Runs per engine, interleaved (A B C A B C ...), each in its own process.
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Our engine's weight representations, one row each (f32, q8_0, file, sparse).
+    #[arg(long, value_delimiter = ',', default_value = "f32,file")]
+    pub dtype: Vec<WeightDtype>,
     /// Internal: run one engine in this process and print its JSON.
     #[arg(long, hide = true)]
     pub worker: bool,
@@ -201,8 +219,9 @@ pub struct BenchDecodeArgs {
 pub fn bench_decode(ctx: &Ctx, a: BenchDecodeArgs) -> anyhow::Result<()> {
     let path = assets::resolve_model(&a.model, ctx.offline)?;
     if a.worker {
+        let d = a.dtype.first().copied().unwrap_or_default();
         print_json(&serde_json::to_value(speed::decode_worker(
-            &path, a.steps,
+            &path, a.steps, d,
         )?)?);
         return Ok(());
     }
@@ -218,6 +237,8 @@ pub fn bench_decode(ctx: &Ctx, a: BenchDecodeArgs) -> anyhow::Result<()> {
         steps: a.steps,
         python: a.python,
         f32_dir: assets::home().join("bench"),
+        reps: a.reps,
+        dtypes: a.dtype,
     };
     let r = speed::bench_decode(&cfg, &worker)?;
     if a.json {

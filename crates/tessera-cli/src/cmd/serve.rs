@@ -44,10 +44,18 @@ pub struct ServeArgs {
     /// Most open connections (default: the open-file limit less 64, at most 1024).
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Weight representation: f32, q8_0, file (the file's own blocks; sparse for a pruned dir) or sparse.
+    #[arg(long, default_value = "file")]
+    pub dtype: tessera_lm::WeightDtype,
 }
 
-fn load_engine(ctx: &Ctx, model: &str, c: &EngineConfig) -> anyhow::Result<Arc<Engine>> {
-    let m = super::lm::load_model(ctx, model)?;
+fn load_engine(
+    ctx: &Ctx,
+    model: &str,
+    c: &EngineConfig,
+    dtype: tessera_lm::WeightDtype,
+) -> anyhow::Result<Arc<Engine>> {
+    let m = super::lm::load_model_with(ctx, model, dtype)?;
     Ok(Arc::new(Engine::from_config(Arc::new(m), c)?))
 }
 
@@ -78,7 +86,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<()> {
         max_batch: a.max_batch,
         memory_budget: a.memory_budget,
     };
-    let engine = load_engine(ctx, &a.model, &ec)?;
+    let engine = load_engine(ctx, &a.model, &ec, a.dtype)?;
     let bind = format!("{}:{}", a.host, a.port);
     server::run_blocking(engine, cfg, &bind, |addr| {
         eprintln!("tessera serve: model `{id}` at http://{addr}/v1 (Ctrl-C to stop)");
@@ -136,7 +144,7 @@ fn abuse(ctx: &Ctx, a: &BenchServeArgs, id: String) -> anyhow::Result<()> {
         memory_budget: a.memory_budget,
         ..EngineConfig::default()
     };
-    let engine = load_engine(ctx, &a.model, &ec)?;
+    let engine = load_engine(ctx, &a.model, &ec, tessera_lm::WeightDtype::F32)?;
     let cfg = tessera_llm::abuse::AbuseConfig {
         rounds: a.rounds,
         idle_connections: a.idle_connections,
