@@ -21,7 +21,8 @@
 //!   decoding forward steps of the same generations.
 //!
 //! With an output folder, each finished (question, variant) is journaled (`records.jsonl`): a rerun resumes, and a
-//! rerun with different settings is refused (`settings.json`).
+//! rerun with different settings is refused (`settings.json`); the result and its plots ([`crate::plots`]) are
+//! written there at the end.
 use crate::error::{Result, SkipError};
 use crate::ffn_skip::{Budget, FfnSkipConfig, FfnSkipHook, SkipMode, SkipStats};
 use crate::metrics::{answer_correct, rouge_l, token_match};
@@ -418,6 +419,7 @@ pub fn run(
     let result = summarise(cfg, &qs, &variants, &done, layers)?;
     if let Some(dir) = &cfg.out {
         tessera_core::fsx::write_json_atomic(dir.join("result.json"), &result)?;
+        crate::plots::write_plots(&result, dir)?;
     }
     Ok(result)
 }

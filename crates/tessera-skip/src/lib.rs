@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod commands;
 pub mod error;
 pub mod eval;
 pub mod ffn_skip;
