@@ -342,7 +342,13 @@ pub fn run(
         None => None,
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| tessera_core::Error::io(dir, e))?;
-            tessera_core::journal::check_settings(&dir.join("settings.json"), cfg)?;
+            // `limit` is left out: records are keyed by question index, so a run may be extended or summarised
+            // over fewer questions.
+            let settings = SkipEvalConfig {
+                limit: None,
+                ..cfg.clone()
+            };
+            tessera_core::journal::check_settings(&dir.join("settings.json"), &settings)?;
             let (j, recs) =
                 tessera_core::journal::Journal::open::<Record>(dir.join("records.jsonl"))?;
             Some((j, recs))
@@ -356,6 +362,10 @@ pub fn run(
         j
     });
     let full_cfg = full_config(&cfg.rule);
+    // Warm-up (not recorded): the first forward passes touch every weight and build the rotary tables, which
+    // would otherwise slow whichever generation comes first.
+    let warm = question_prompt(model, &cfg.instruction, &qs[0])?;
+    generate_one(model, &warm, 4, &full_cfg)?;
     for (i, q) in qs.iter().enumerate() {
         let prompt = question_prompt(model, &cfg.instruction, q)?;
         tessera_lm::limits::check_generation(
