@@ -51,6 +51,9 @@ enum Cmd {
     Embed(cmd::embed::EmbedArgs),
     /// Export a model as an HF safetensors directory and/or a GGUF file (llama.cpp, Ollama, vLLM).
     Export(cmd::export::ExportArgs),
+    /// FFN-SkipLLM: input-adaptive feed-forward skipping during decoding.
+    #[command(subcommand)]
+    Skip(cmd::skip::SkipCmd),
 }
 
 #[derive(Subcommand)]
@@ -68,6 +71,8 @@ enum BenchCmd {
     Lora(cmd::lm::BenchLoraArgs),
     /// Time and peak heap of one in-place seeded perturbation of all parameters vs one forward pass.
     Perturb(cmd::bench_train::BenchPerturbArgs),
+    /// Decode speed of the full model vs FFN skipping, interleaved on the same prompts.
+    Skip(cmd::skip::BenchSkipArgs),
 }
 
 fn main() {
@@ -98,10 +103,12 @@ fn main() {
             BenchCmd::Serve(a) => cmd::serve::bench(&ctx, a),
             BenchCmd::Arena(a) => cmd::bench_arena::bench(&ctx, a),
             BenchCmd::Graph(a) => cmd::bench_graph::bench(&ctx, a),
+            BenchCmd::Skip(a) => cmd::skip::bench_cmd(&ctx, a),
         },
         Cmd::Tour(a) => tour::run(&ctx, a),
         Cmd::Embed(a) => cmd::embed::run(&ctx, a),
         Cmd::Export(a) => cmd::export::run(&ctx, a),
+        Cmd::Skip(c) => cmd::skip::run(&ctx, c),
     };
     if let Err(e) = res {
         eprintln!("tessera: error: {}", one_line(&e));

@@ -29,6 +29,9 @@ const SYSTEMS: &[(&str, SectionFn)] = &[
     ("serve", cmd::serve::tour),
     ("arena", cmd::arena::tour),
     ("graph", cmd::graph::tour),
+    ("skip", |c, d| {
+        Ok(Some(tessera_skip::tour::tour(d, c.offline)?))
+    }),
     ("qnewton", |c, d| {
         Ok(Some(tessera_qnewton::tour::tour(d, c.offline)?))
     }),

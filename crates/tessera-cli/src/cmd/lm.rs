@@ -87,6 +87,13 @@ pub struct GenerateArgs {
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     pub json: bool,
+    /// Skip feed-forward blocks while decoding (FFN-SkipLLM, budget 25%; `generation.hook` reports the skipped
+    /// fraction).
+    #[arg(long)]
+    pub ffn_skip: bool,
+    /// With --ffn-skip: the cosine threshold.
+    #[arg(long, requires = "ffn_skip", allow_negative_numbers = true, default_value_t = tessera_skip::ffn_skip::DEFAULT_THRESHOLD)]
+    pub threshold: f64,
 }
 
 /// Runs `tessera generate`.
@@ -109,13 +116,19 @@ pub fn generate(ctx: &Ctx, a: GenerateArgs) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let stream = !a.json && prompts.len() == 1;
     let mut out = std::io::stdout();
-    let r = commands::generate_prompts(&m, &prompts, &p, &mut |s| {
+    let mut on_text = |s: &str| {
         if stream {
             let _ = out.write_all(s.as_bytes());
             let _ = out.flush();
         }
         true
-    })?;
+    };
+    let r = if a.ffn_skip {
+        let rule = tessera_skip::FfnSkipConfig::cosine(a.threshold);
+        tessera_skip::commands::generate_prompts(&m, &prompts, &p, &rule, &mut on_text)?
+    } else {
+        commands::generate_prompts(&m, &prompts, &p, &mut on_text)?
+    };
     match (&r, a.json) {
         (_, true) => print_json(&serde_json::to_value(&r)?),
         (commands::GenerateOutput::Single { .. }, false) => println!(),

@@ -11,6 +11,7 @@ pub mod llm_bridge;
 pub mod lm;
 pub mod qnewton;
 pub mod serve;
+pub mod skip;
 
 /// Options shared by every command.
 pub struct Ctx {
