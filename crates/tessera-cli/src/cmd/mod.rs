@@ -9,6 +9,7 @@ pub mod llm_bridge;
 pub mod lm;
 pub mod qnewton;
 pub mod serve;
+pub mod zo;
 
 /// Options shared by every command.
 pub struct Ctx {
