@@ -264,7 +264,7 @@ impl ZOp<'_> {
         let zkey = chunk_key(self.z_seed, block);
         let skey = chunk_key(self.sel_seed, block);
         let thr =
-            (self.fraction < 1.0).then(|| (self.fraction * 18_446_744_073_709_551_616.0) as u64);
+            (self.fraction < 1.0).then_some((self.fraction * 18_446_744_073_709_551_616.0) as u64);
         let mut count = 0;
         for (ci, th) in theta.chunks_mut(256).enumerate() {
             normals(zkey, ci * 128, &mut z[..th.len()]);

@@ -275,7 +275,7 @@ fn forward_gradient_is_the_directional_derivative() {
 fn cfg_for(o: Optimizer, out: &std::path::Path, steps: u64) -> ZoConfig {
     ZoConfig {
         optimizer: o,
-        lr: Some(if o == Optimizer::FoAdam { 1e-3 } else { 1e-3 }),
+        lr: Some(1e-3),
         mu: Some(1e-3),
         steps,
         batch: 3,
