@@ -49,6 +49,9 @@ enum Cmd {
     Tour(tour::TourArgs),
     /// Sentence embeddings (all-MiniLM-L6-v2) and pairwise cosines.
     Embed(cmd::embed::EmbedArgs),
+    /// Zeroth-order fine-tuning benchmark (ZO-Bench, MeZO): train, memory.
+    #[command(subcommand)]
+    Zo(cmd::zo::ZoCmd),
     /// Export a model as an HF safetensors directory and/or a GGUF file (llama.cpp, Ollama, vLLM).
     Export(cmd::export::ExportArgs),
     /// FFN-SkipLLM: input-adaptive feed-forward skipping during decoding.
@@ -109,6 +112,7 @@ fn main() {
         Cmd::Embed(a) => cmd::embed::run(&ctx, a),
         Cmd::Export(a) => cmd::export::run(&ctx, a),
         Cmd::Skip(c) => cmd::skip::run(&ctx, c),
+        Cmd::Zo(c) => cmd::zo::run(&ctx, c),
     };
     if let Err(e) = res {
         eprintln!("tessera: error: {}", one_line(&e));

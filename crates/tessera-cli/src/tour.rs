@@ -32,6 +32,7 @@ const SYSTEMS: &[(&str, SectionFn)] = &[
     ("skip", |c, d| {
         Ok(Some(tessera_skip::tour::tour(d, c.offline)?))
     }),
+    ("zo", cmd::zo::tour),
     ("qnewton", |c, d| {
         Ok(Some(tessera_qnewton::tour::tour(d, c.offline)?))
     }),

@@ -179,3 +179,49 @@ fn perturbation_changes_the_loss_and_restores_it() {
     assert!(lp != l0 && lm != l0);
     assert!((loss(&m) - l0).abs() < 1e-5);
 }
+
+#[test]
+fn z_has_gaussian_quantiles_and_direction_matches_apply() {
+    // The polynomial Box–Muller must give a real standard normal: check the tail masses, not just two moments.
+    let p = Perturbation::new(11, ParamSet::Base);
+    let z = p.z_values("probe", 400_000);
+    let share = |k: f32| z.iter().filter(|x| x.abs() < k).count() as f64 / z.len() as f64;
+    for (k, want) in [
+        (0.5, 0.382925),
+        (1.0, 0.682689),
+        (2.0, 0.954500),
+        (3.0, 0.997300),
+    ] {
+        assert!(
+            (share(k) - want).abs() < 0.003,
+            "P(|z| < {k}) = {}",
+            share(k)
+        );
+    }
+    let m4 = z.iter().map(|&x| (x as f64).powi(4)).sum::<f64>() / z.len() as f64;
+    assert!((m4 - 3.0).abs() < 0.06, "fourth moment {m4}");
+    // `direction` is exactly what `apply_to` adds, with the fraction and masks applied.
+    let mut m = tiny_model(36).unwrap();
+    mask_half(&mut m);
+    let mut p = Perturbation::new(12, ParamSet::Base);
+    p.fraction = 0.5;
+    let ps = params(&m, ParamSet::Base);
+    let before = snapshot(&m, ParamSet::Base);
+    p.apply_to(&ps, 1.0).unwrap();
+    let after = snapshot(&m, ParamSet::Base);
+    for (i, q) in ps.iter().enumerate() {
+        let d = p.direction(q).unwrap();
+        for k in 0..d.len() {
+            assert!(
+                (after[i].1[k] - before[i].1[k] - d[k]).abs() < 1e-5,
+                "{}[{k}]",
+                q.name
+            );
+        }
+    }
+    // map_inplace edits the storage the model reads.
+    let v = &ps[0].var;
+    tessera_lm::perturb::map_inplace(v, |t| t.iter_mut().for_each(|x| *x = 2.0)).unwrap();
+    let vals: Vec<f32> = v.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+    assert!(vals.iter().all(|&x| x == 2.0));
+}

@@ -12,6 +12,7 @@ pub mod lm;
 pub mod qnewton;
 pub mod serve;
 pub mod skip;
+pub mod zo;
 
 /// Options shared by every command.
 pub struct Ctx {
