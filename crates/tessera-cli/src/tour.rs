@@ -29,6 +29,7 @@ const SYSTEMS: &[(&str, SectionFn)] = &[
     ("serve", cmd::serve::tour),
     ("arena", cmd::arena::tour),
     ("graph", cmd::graph::tour),
+    ("kg", cmd::kg::tour),
     ("qnewton", |c, d| {
         Ok(Some(tessera_qnewton::tour::tour(d, c.offline)?))
     }),
