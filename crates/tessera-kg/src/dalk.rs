@@ -188,6 +188,17 @@ pub fn entity_prompt(q: &Question) -> String {
     )
 }
 
+/// Drops an echoed option letter: `A. x`, `B) x`, `(C) x` → `x`.
+fn strip_option_letter(l: &str) -> &str {
+    let cs: Vec<char> = l.chars().take(3).collect();
+    let is_letter = |c: &char| LETTERS.contains(c);
+    match cs.as_slice() {
+        [a, b, ' ', ..] | [a, b] if is_letter(a) && matches!(b, '.' | ')') => l[2..].trim(),
+        ['(', a, ')', ..] if is_letter(a) => l[3..].trim(),
+        _ => l,
+    }
+}
+
 /// Parses a numbered (or bulleted, or comma-separated) entity list; drops empty items, duplicates (case-blind)
 /// and items longer than 12 words.
 pub fn parse_entity_list(text: &str) -> Vec<String> {
@@ -198,6 +209,7 @@ pub fn parse_entity_list(text: &str) -> Vec<String> {
         let l = l.trim_start_matches(|c: char| {
             c.is_ascii_digit() || matches!(c, '.' | ')' | '-' | '*' | '•')
         });
+        let l = strip_option_letter(l.trim());
         let items: Vec<&str> = if l.contains(',') && !l.contains(' ') || l.matches(',').count() >= 2
         {
             l.split(',').collect()
@@ -761,6 +773,11 @@ mod tests {
             "Here are the entities:\n1. APOE\n2) amyloid beta.\n- Tau\n3. apoe\n\n4.",
         );
         assert_eq!(got, vec!["APOE", "amyloid beta", "Tau"]);
+        let got = parse_entity_list("A. APOE\n(B) insulin\nC) BRCA1\nDementia\nA.B. Smith");
+        assert_eq!(
+            got,
+            vec!["APOE", "insulin", "BRCA1", "Dementia", "A.B. Smith"]
+        );
         let got = parse_entity_list("donepezil, memantine, Alzheimer's disease");
         assert_eq!(got.len(), 3);
     }
