@@ -39,6 +39,9 @@ enum Cmd {
     /// Graph sparsification with a mixture of sparsifier experts (MoG).
     #[command(subcommand)]
     Graph(cmd::graph::GraphCmd),
+    /// Knowledge-graph question answering (DALK): import, build from literature, ask, evaluate on ADQA.
+    #[command(subcommand)]
+    Kg(cmd::kg::KgCmd),
     /// Newton training with quantum/classical linear-solver scheduling (Q-Newton).
     #[command(subcommand)]
     Qnewton(cmd::qnewton::QnewtonCmd),
@@ -98,6 +101,7 @@ fn main() {
         Cmd::Serve(a) => cmd::serve::run(&ctx, a),
         Cmd::Arena(c) => cmd::arena::run(&ctx, c),
         Cmd::Graph(c) => cmd::graph::run(&ctx, c),
+        Cmd::Kg(c) => cmd::kg::run(&ctx, c),
         Cmd::Qnewton(c) => cmd::qnewton::run(&ctx, c),
         Cmd::Bench(b) => match b {
             BenchCmd::Decode(a) => cmd::lm::bench_decode(&ctx, a),

@@ -33,6 +33,7 @@ const SYSTEMS: &[(&str, SectionFn)] = &[
         Ok(Some(tessera_skip::tour::tour(d, c.offline)?))
     }),
     ("zo", cmd::zo::tour),
+    ("kg", cmd::kg::tour),
     ("qnewton", |c, d| {
         Ok(Some(tessera_qnewton::tour::tour(d, c.offline)?))
     }),

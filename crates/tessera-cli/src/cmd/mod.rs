@@ -7,6 +7,7 @@ pub mod bench_train;
 pub mod embed;
 pub mod export;
 pub mod graph;
+pub mod kg;
 pub mod llm_bridge;
 pub mod lm;
 pub mod qnewton;
