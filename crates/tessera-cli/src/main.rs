@@ -51,6 +51,10 @@ enum Cmd {
     Embed(cmd::embed::EmbedArgs),
     /// Export a model as an HF safetensors directory and/or a GGUF file (llama.cpp, Ollama, vLLM).
     Export(cmd::export::ExportArgs),
+    /// Prune a model (magnitude, Wanda, SparseGPT; unstructured or N:M) into a pruned checkpoint directory.
+    Prune(Box<cmd::prune::PruneArgs>),
+    /// Recover a pruned checkpoint with SparseLoRA (or plain LoRA) distilled from the dense teacher.
+    Sparselora(Box<cmd::prune::SparseLoraArgs>),
 }
 
 #[derive(Subcommand)]
@@ -102,6 +106,8 @@ fn main() {
         Cmd::Tour(a) => tour::run(&ctx, a),
         Cmd::Embed(a) => cmd::embed::run(&ctx, a),
         Cmd::Export(a) => cmd::export::run(&ctx, a),
+        Cmd::Prune(a) => cmd::prune::prune(&ctx, *a),
+        Cmd::Sparselora(a) => cmd::prune::sparselora(&ctx, *a),
     };
     if let Err(e) = res {
         eprintln!("tessera: error: {}", one_line(&e));

@@ -7,6 +7,7 @@ pub mod export;
 pub mod graph;
 pub mod llm_bridge;
 pub mod lm;
+pub mod prune;
 pub mod qnewton;
 pub mod serve;
 
