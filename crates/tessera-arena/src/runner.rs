@@ -3,6 +3,7 @@
 //! same from an existing run directory), and [`tour`] (the `tessera tour` section). [`ArenaRun`] serialises to
 //! the JSON `tessera arena match|tournament|report --json` prints: `out`, `run`, `matches`, `completion_rate`,
 //! `overall`, `games` (`[{game, agents}]`) and `error_profile`.
+use crate::agents::AgentSpec;
 use crate::error::{ArenaError, Result};
 use crate::games::{GameId, ALL_GAMES};
 use crate::metrics::{self, Metrics};
@@ -273,4 +274,46 @@ pub fn tour(dir: &Path) -> Result<TourSection> {
             "completion_rate": m.completion_rate,
         }),
     })
+}
+
+/// A tournament configuration file (`tessera arena match|tournament --config FILE`, TOML); every key is optional
+/// and an unknown key is an error.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlayFile {
+    /// Games to play.
+    pub games: Option<Vec<GameId>>,
+    /// Agent specs.
+    pub agents: Option<Vec<AgentSpec>>,
+    /// Matches per pairing and game.
+    pub matches: Option<usize>,
+    /// Run directory.
+    pub out: Option<PathBuf>,
+    /// Base seed.
+    pub seed: Option<u64>,
+    /// Matches played at once.
+    pub parallel: Option<usize>,
+    /// LLM answer retries.
+    pub retries: Option<u32>,
+    /// SC-CoT samples.
+    pub sc_samples: Option<usize>,
+    /// LLM sampling temperature.
+    pub temperature: Option<f64>,
+    /// LLM answer length cap.
+    pub max_tokens: Option<usize>,
+    /// Bootstrap resamples of the NRA intervals.
+    pub bootstrap: Option<usize>,
+}
+
+impl PlayFile {
+    /// Reads and parses `path`; a syntax error or an unknown key is an error naming the file and line.
+    pub fn load(path: &Path) -> Result<PlayFile> {
+        let text = tessera_core::fsx::read_to_string(path)?;
+        toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map_or(1, |sp| text[..sp.start].matches('\n').count() + 1);
+            ArenaError::Invalid(format!("{}:{line}: {}", path.display(), e.message().trim()))
+        })
+    }
 }

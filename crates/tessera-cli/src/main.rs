@@ -64,9 +64,9 @@ enum BenchCmd {
     /// Throughput and latency of `tessera serve`.
     Serve(cmd::serve::BenchServeArgs),
     /// MCTS simulations per second, against OpenSpiel.
-    Arena(cmd::arena::BenchArenaArgs),
+    Arena(cmd::bench_arena::BenchArenaArgs),
     /// GNN inference on sparsified vs dense graphs.
-    Graph(cmd::graph::BenchGraphArgs),
+    Graph(cmd::bench_graph::BenchGraphArgs),
     /// Time and peak memory of a LoRA training step: q/v or all projections, trainable vs frozen base,
     /// LoRA vs SparseLoRA on a sparse model.
     Lora(cmd::lm::BenchLoraArgs),
@@ -100,8 +100,8 @@ fn main() {
             BenchCmd::Lora(a) => cmd::lm::bench_lora(&ctx, a),
             BenchCmd::Perturb(a) => cmd::bench_train::bench_perturb(&ctx, a),
             BenchCmd::Serve(a) => cmd::serve::bench(&ctx, a),
-            BenchCmd::Arena(a) => cmd::arena::bench(&ctx, a),
-            BenchCmd::Graph(a) => cmd::graph::bench(&ctx, a),
+            BenchCmd::Arena(a) => cmd::bench_arena::bench(&ctx, a),
+            BenchCmd::Graph(a) => cmd::bench_graph::bench(&ctx, a),
         },
         Cmd::Tour(a) => tour::run(&ctx, a),
         Cmd::Embed(a) => cmd::embed::run(&ctx, a),

@@ -275,3 +275,75 @@ pub fn tour(dir: &RunDir) -> Result<TourSection> {
         }),
     })
 }
+
+/// Parses a list of keep ratios written `0.7,0.5,0.3` (or with `/` between them); `none` or an empty string is
+/// the empty list.
+pub fn parse_keep_list(s: &str) -> Result<Vec<f64>> {
+    if s == "none" || s.is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split([',', '/'])
+        .map(|v| {
+            v.trim()
+                .parse::<f64>()
+                .map_err(|_| crate::error::GraphError::Invalid(format!("bad number {v:?}")))
+        })
+        .collect()
+}
+
+/// Parses a sparsity curve: level sets separated by `,`, levels within a set by `/`
+/// (`0.9/0.7/0.5,0.5/0.3/0.2`); `none` is no curve.
+pub fn parse_curve(s: &str) -> Result<Vec<Vec<f64>>> {
+    if s == "none" {
+        return Ok(Vec::new());
+    }
+    s.split(',').map(parse_keep_list).collect()
+}
+
+/// Parses the node counts of a scaling study (`10000,30000`); `none` is no study.
+pub fn parse_scaling(s: &str) -> Result<Vec<usize>> {
+    if s == "none" {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<usize>()
+                .map_err(|_| crate::error::GraphError::Invalid(format!("bad node count {v:?}")))
+        })
+        .collect()
+}
+
+/// The SBM spec of a benchmark: `extra` itself when it is a whole `sbm:` spec, else `sbm:NODES:DEGREE:extra`
+/// (see [`crate::data::SbmConfig::from_spec`]).
+pub fn sbm_spec(nodes: usize, degree: f64, extra: &str) -> String {
+    if extra.starts_with("sbm:") {
+        extra.to_string()
+    } else {
+        format!("sbm:{nodes}:{degree}:{extra}")
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn lists_curves_and_specs_parse() {
+        assert_eq!(
+            parse_keep_list("0.7, 0.5/0.3").unwrap(),
+            vec![0.7, 0.5, 0.3]
+        );
+        assert!(parse_keep_list("none").unwrap().is_empty());
+        assert!(parse_keep_list("0.7,x").is_err());
+        assert_eq!(
+            parse_curve("0.9/0.7,0.5").unwrap(),
+            vec![vec![0.9, 0.7], vec![0.5]]
+        );
+        assert!(parse_curve("none").unwrap().is_empty());
+        assert_eq!(parse_scaling("10,20").unwrap(), vec![10, 20]);
+        assert!(parse_scaling("-1").is_err());
+        assert_eq!(sbm_spec(100, 5.0, ""), "sbm:100:5:");
+        assert_eq!(sbm_spec(100, 5.0, "sbm:7:2"), "sbm:7:2");
+    }
+}

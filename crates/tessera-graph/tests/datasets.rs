@@ -21,8 +21,12 @@ fn package() -> Option<&'static assets::ModelAsset> {
 }
 
 fn shared_cora() -> Option<Dataset> {
-    // The .npz comes from shared data, not from the asset step, so it is optional even in CI.
-    if assets::resolve_data("graphs/cora.npz").is_err() {
+    // The .npz comes from shared data, not from the asset step: CI (TESSERA_REQUIRE_ASSETS) has it and must not
+    // pass by skipping; elsewhere a missing file skips with a message.
+    if let Err(e) = assets::resolve_data("graphs/cora.npz") {
+        if required() {
+            panic!("graphs/cora.npz missing and TESSERA_REQUIRE_ASSETS is set: {e}");
+        }
         eprintln!("skipping the comparison: no shared/data/graphs/cora.npz");
         return None;
     }

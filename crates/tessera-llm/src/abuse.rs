@@ -253,3 +253,38 @@ pub fn run(
         })
     })
 }
+
+impl AbuseReport {
+    /// The report as the text `tessera bench serve --abuse` prints.
+    pub fn render(&self, model: &str, cfg: &AbuseConfig) -> String {
+        let mb = |b: u64| b as f64 / (1u64 << 20) as f64;
+        let mut s = format!(
+            "tessera bench serve --abuse: model {model}, {} rounds, {} requests, {} idle connections\n",
+            cfg.rounds, self.requests, cfg.idle_connections
+        );
+        for (st, n) in &self.statuses {
+            s.push_str(&format!("  HTTP {st:>3}: {n}\n"));
+        }
+        s.push_str(&format!(
+            "  peak RSS {} MiB; engine peak reserved {:.1} MiB of a {:.1} MiB job budget\n",
+            self.peak_rss_bytes
+                .map(|b| format!("{:.1}", mb(b)))
+                .unwrap_or_else(|| "-".into()),
+            mb(self.peak_reserved_bytes),
+            mb(self.budget_bytes)
+        ));
+        s.push_str(&format!(
+            "  /health: {} probes, p50 {:.1} ms, max {:.1} ms, {} failed or >= 100 ms -> {}\n",
+            self.health_probes,
+            self.health_p50_ms,
+            self.health_max_ms,
+            self.health_slow,
+            if self.health_ok {
+                "stayed under 100 ms"
+            } else {
+                "NOT always under 100 ms"
+            }
+        ));
+        s
+    }
+}

@@ -191,3 +191,147 @@ pub fn remote(base_url: &str, model: &str, cfg: &BenchConfig) -> Result<Vec<Leve
         Ok(out)
     })
 }
+
+/// One row of a `tessera bench serve` run: a concurrency level under one batching setting (`None` for a
+/// remote server, whose setting is unknown).
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchLevel {
+    /// `--max-batch` of the self-hosted server.
+    pub max_batch: Option<usize>,
+    /// The level's figures.
+    pub result: LevelResult,
+}
+
+/// A whole `tessera bench serve` run (the command's JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServeBench {
+    /// Model id requested.
+    pub model: String,
+    /// The remote server, if one was benchmarked.
+    pub url: Option<String>,
+    /// Generation workers of the self-hosted server.
+    pub workers: usize,
+    /// Requests per level.
+    pub requests: usize,
+    /// `max_tokens` of each request.
+    pub max_tokens: usize,
+    /// Every level, in run order.
+    pub levels: Vec<BatchLevel>,
+}
+
+/// Where the benchmarked server is.
+pub enum Target {
+    /// An already running server at this base URL.
+    Remote(String),
+    /// A server started here for the model, once per `--max-batch` setting.
+    SelfHosted {
+        /// The model to serve.
+        model: Arc<tessera_lm::Llama>,
+        /// Batching settings to compare.
+        max_batch: Vec<usize>,
+    },
+}
+
+/// Runs every level against `target` (for a self-hosted one with `workers` generation workers, under each
+/// batching setting in turn).
+pub fn run(
+    target: Target,
+    model_id: &str,
+    workers: usize,
+    cfg: &BenchConfig,
+) -> Result<ServeBench> {
+    cfg.validate()?;
+    let (url, levels) = match target {
+        Target::Remote(url) => {
+            let levels = remote(&url, model_id, cfg)?
+                .into_iter()
+                .map(|result| BatchLevel {
+                    max_batch: None,
+                    result,
+                })
+                .collect();
+            (Some(url), levels)
+        }
+        Target::SelfHosted { model, max_batch } => {
+            let queue = cfg.clients.iter().max().copied().unwrap_or(1) * 2;
+            let mut levels = Vec::new();
+            for mb in max_batch {
+                let engine = Arc::new(Engine::with_batching(model.clone(), workers, queue, mb)?);
+                let mut sc = ServerConfig::new(model_id);
+                sc.default_max_tokens = cfg.max_tokens;
+                levels.extend(
+                    self_hosted(engine, sc, cfg)?
+                        .into_iter()
+                        .map(|result| BatchLevel {
+                            max_batch: Some(mb),
+                            result,
+                        }),
+                );
+            }
+            (None, levels)
+        }
+    };
+    Ok(ServeBench {
+        model: model_id.to_string(),
+        url,
+        workers,
+        requests: cfg.requests,
+        max_tokens: cfg.max_tokens,
+        levels,
+    })
+}
+
+impl ServeBench {
+    /// The table `tessera bench serve` prints: one line per level, throughput relative to the first.
+    pub fn render(&self) -> String {
+        let base = self
+            .levels
+            .first()
+            .map(|l| l.result.requests_per_s)
+            .unwrap_or(f64::NAN);
+        let mut s = format!(
+            "tessera bench serve: model {}, {} requests per level, max_tokens {}, {} worker(s){}\n",
+            self.model,
+            self.requests,
+            self.max_tokens,
+            self.workers,
+            self.url
+                .as_ref()
+                .map(|u| format!(", remote {u}"))
+                .unwrap_or_default()
+        );
+        s.push_str(&format!(
+            "{:>9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+            "max_batch",
+            "clients",
+            "errors",
+            "req/s",
+            "tok/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "vs first"
+        ));
+        for BatchLevel {
+            max_batch,
+            result: l,
+        } in &self.levels
+        {
+            s.push_str(&format!(
+                "{:>9} {:>7} {:>7} {:>9.2} {:>9.1} {:>9.0} {:>9.0} {:>9.0} {:>8.2}x\n",
+                max_batch
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                l.clients,
+                l.errors,
+                l.requests_per_s,
+                l.tokens_per_s,
+                l.p50_ms,
+                l.p95_ms,
+                l.p99_ms,
+                l.requests_per_s / base
+            ));
+        }
+        s
+    }
+}

@@ -29,6 +29,7 @@ pub mod openai;
 pub mod record;
 pub mod server;
 pub mod spec;
+pub mod tour;
 pub mod types;
 pub mod wire;
 

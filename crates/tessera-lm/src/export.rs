@@ -173,14 +173,45 @@ pub fn write_dir_atomic(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> 
     Ok(())
 }
 
+/// The masks that survive [`effective_weight`], as U8 0/1 tensors by HF weight name: every masked layer except
+/// those with a plain-LoRA adapter (`W ⊙ M + s·BA` is dense once folded, so its mask no longer holds).
+pub fn hf_masks(model: &Llama) -> Result<Vec<(String, Tensor)>> {
+    let keeps = |l: &Linear| {
+        l.mask().is_some()
+            && !matches!(l.lora(), Some(lo) if lo.form == crate::linear::LoraForm::Lora)
+    };
+    let mut out = Vec::new();
+    for (i, b) in model.blocks.iter().enumerate() {
+        for (name, l) in b.linears() {
+            if let (true, Some(m)) = (keeps(l), l.mask()) {
+                out.push((
+                    format!("model.layers.{i}.{name}.weight"),
+                    m.to_dtype(DType::U8)?,
+                ));
+            }
+        }
+    }
+    if let (true, Some(m)) = (keeps(&model.lm_head), model.lm_head.mask()) {
+        out.push(("lm_head.weight".into(), m.to_dtype(DType::U8)?));
+    }
+    Ok(out)
+}
+
 /// Writes an HF directory at `dir` (replacing it atomically): `model.safetensors` with adapters folded in,
-/// `config.json`, and the tokenizer files when the model has a tokenizer.
+/// `config.json`, the tokenizer files when the model has a tokenizer, and for a pruned model
+/// [`crate::load::MASKS_FILE`] with the masks that still hold after folding ([`hf_masks`]); the loader bakes them
+/// back in, so a pruned directory loads as the same pruned model.
 pub fn export_hf_dir(model: &Llama, dir: &Path) -> Result<()> {
     let tensors = hf_tensors(model)?;
+    let masks = hf_masks(model)?;
     let tied = !tensors.iter().any(|(n, _)| n == "lm_head.weight");
     write_dir_atomic(dir, |d| {
         let map: HashMap<String, Tensor> = tensors.into_iter().collect();
         candle_core::safetensors::save(&map, d.join("model.safetensors"))?;
+        if !masks.is_empty() {
+            let masks: HashMap<String, Tensor> = masks.into_iter().collect();
+            candle_core::safetensors::save(&masks, d.join(crate::load::MASKS_FILE))?;
+        }
         let mut cfg = serde_json::to_value(&model.config).map_err(tessera_core::Error::from)?;
         cfg["tie_word_embeddings"] = serde_json::Value::Bool(tied);
         cfg["hidden_act"] = "silu".into();

@@ -244,6 +244,7 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<Llama> {
         .map_err(|e| tessera_core::Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .filter(|p| p.file_name().is_none_or(|n| n != MASKS_FILE))
         .collect();
     files.sort();
     if files.is_empty() {
@@ -281,7 +282,57 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<Llama> {
     } else {
         None
     };
-    from_hf_tensors(dir, cfg.clone(), tensors, tok)
+    let mut model = from_hf_tensors(dir, cfg.clone(), tensors, tok)?;
+    let masks = dir.join(MASKS_FILE);
+    if masks.exists() {
+        apply_masks(&mut model, &masks)?;
+    }
+    Ok(model)
+}
+
+/// The file of a pruned checkpoint directory that holds its masks: U8 0/1 tensors named by the HF weight name
+/// of each masked linear layer (e.g. `model.layers.3.mlp.up_proj.weight`), written by
+/// [`crate::export::export_hf_dir`] and applied on load with [`Linear::set_mask`].
+pub const MASKS_FILE: &str = "masks.safetensors";
+
+/// The linear layer behind an HF weight name, if the name is one.
+pub fn linear_by_hf_name_mut<'a>(model: &'a mut Llama, name: &str) -> Option<&'a mut Linear> {
+    if name == "lm_head.weight" {
+        return Some(&mut model.lm_head);
+    }
+    let rest = name.strip_prefix("model.layers.")?;
+    let (i, rest) = rest.split_once('.')?;
+    let proj = rest.strip_suffix(".weight")?;
+    let block = model.blocks.get_mut(i.parse::<usize>().ok()?)?;
+    block
+        .linears_mut()
+        .into_iter()
+        .find(|(n, _)| *n == proj)
+        .map(|(_, l)| l)
+}
+
+/// Reads a masks file ([`MASKS_FILE`]) and bakes each mask into its layer; an unknown name, a shape mismatch or
+/// a value other than 0/1 is an error naming the file.
+pub fn apply_masks(model: &mut Llama, path: &Path) -> Result<()> {
+    tessera_core::fsx::ensure_regular_file(path)?;
+    let masks = candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| LmError::bad(path, format!("not a valid safetensors file: {e}")))?;
+    let mut names: Vec<_> = masks.keys().cloned().collect();
+    names.sort();
+    for name in names {
+        let m = &masks[&name];
+        let l = linear_by_hf_name_mut(model, &name)
+            .ok_or_else(|| LmError::bad(path, format!("mask `{name}` names no linear layer")))?;
+        l.set_mask(m.to_dtype(DType::F32)?).map_err(|e| match e {
+            LmError::MaskShape { expected, got } => LmError::bad(
+                path,
+                format!("mask `{name}` has shape {got:?}, the weight {expected:?}"),
+            ),
+            LmError::Invalid(msg) => LmError::bad(path, format!("mask `{name}`: {msg}")),
+            other => other,
+        })?;
+    }
+    Ok(())
 }
 
 /// Saves `model.safetensors`, `config.json` and (when present) the tokenizer into `dir`. The loader reads the

@@ -162,3 +162,71 @@ fn save_safetensors_dir_replaces_atomically() {
     assert!(save_safetensors_dir(&m, &f.join("sub")).is_err());
     assert_eq!(std::fs::read(&f).unwrap(), b"x");
 }
+
+fn alternating_mask(l: &Linear, phase: usize) -> Tensor {
+    let (o, i) = l.dims();
+    let m: Vec<f32> = (0..o * i).map(|k| ((k + phase) % 2) as f32).collect();
+    Tensor::from_vec(m, (o, i), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn a_pruned_hf_dir_carries_its_masks_and_loads_as_the_same_pruned_model() {
+    let mut m = tiny_model(9).unwrap();
+    let mask_up = alternating_mask(&m.blocks[0].up, 0);
+    m.blocks[0].up.set_mask(mask_up.clone()).unwrap();
+    let mask_q = alternating_mask(&m.blocks[1].q, 1);
+    m.blocks[1].q.set_mask_keep_dense(mask_q.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pruned");
+    export_hf_dir(&m, &out).unwrap();
+    assert!(out.join(tessera_lm::load::MASKS_FILE).is_file());
+    let back = load(&out).unwrap();
+    assert_eq!(max_diff(&logits(&m), &logits(&back)), 0.0);
+    assert_eq!(max_diff(back.blocks[0].up.mask().unwrap(), &mask_up), 0.0);
+    assert_eq!(max_diff(back.blocks[1].q.mask().unwrap(), &mask_q), 0.0);
+    assert!(back.blocks[0].down.mask().is_none());
+    // A plain-LoRA adapter folds into a dense weight: its mask is not written.
+    let mut p = tiny_model(9).unwrap();
+    let mask_v = alternating_mask(&p.blocks[0].v, 0);
+    p.blocks[0].v.set_mask(mask_v).unwrap();
+    p.blocks[0]
+        .v
+        .add_lora_form(2, 4.0, 1, tessera_lm::linear::LoraForm::Lora)
+        .unwrap();
+    let out2 = dir.path().join("plain");
+    export_hf_dir(&p, &out2).unwrap();
+    assert!(!out2.join(tessera_lm::load::MASKS_FILE).exists());
+}
+
+#[test]
+fn a_masks_file_that_does_not_fit_the_model_is_a_clear_error() {
+    let m = tiny_model(9).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d");
+    export_hf_dir(&m, &out).unwrap();
+    let masks = out.join(tessera_lm::load::MASKS_FILE);
+    let cases: Vec<(&str, Tensor, &str)> = vec![
+        (
+            "model.layers.0.mlp.up_proj.weight",
+            Tensor::ones((3, 3), candle_core::DType::U8, &Device::Cpu).unwrap(),
+            "shape",
+        ),
+        (
+            "model.layers.0.mlp.nope.weight",
+            Tensor::ones((3, 3), candle_core::DType::U8, &Device::Cpu).unwrap(),
+            "names no linear",
+        ),
+    ];
+    for (name, t, want) in cases {
+        let map: std::collections::HashMap<String, Tensor> = [(name.to_string(), t)].into();
+        candle_core::safetensors::save(&map, &masks).unwrap();
+        let e = load(&out).err().unwrap().to_string();
+        assert!(e.contains(want) && e.contains("masks.safetensors"), "{e}");
+    }
+    std::fs::write(&masks, b"garbage").unwrap();
+    assert!(load(&out)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("masks.safetensors"));
+}

@@ -132,6 +132,12 @@ mod tests {
             parse_action(&g, "\u{0}\u{7f}<<>>>"),
             Err(ParseError::NoMove)
         );
+        // Multi-byte text around and before the marker (İ lower-cases to two chars in full Unicode).
+        assert_eq!(
+            parse_action(&g, "İİ ß Ω — ACTİON: x. Ω Action: <C2R2> ✓"),
+            Ok(4)
+        );
+        assert_eq!(parse_action(&g, "İ\u{301}ACTION:<c2r2>"), Ok(4));
         g.apply(4);
         assert_eq!(
             parse_action(&g, "Action: <C2R2>"),

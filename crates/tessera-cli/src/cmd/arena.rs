@@ -8,9 +8,9 @@ use tessera_arena::agents::llm::{
 };
 use tessera_arena::agents::AgentSpec;
 use tessera_arena::games::{GameId, ALL_GAMES};
+use tessera_arena::recompute;
 use tessera_arena::runner::{self, ArenaConfig, DEFAULT_BOOTSTRAP};
 use tessera_arena::tournament::{TournamentConfig, DEFAULT_TOURNAMENT_MATCHES};
-use tessera_arena::{bench, recompute};
 use tessera_core::record::RunDir;
 
 /// `tessera arena` subcommands.
@@ -91,35 +91,12 @@ pub struct ReportArgs {
     pub json: bool,
 }
 
-/// A tournament configuration file (`--config`); every key is optional.
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct PlayFile {
-    games: Option<Vec<GameId>>,
-    agents: Option<Vec<AgentSpec>>,
-    matches: Option<usize>,
-    out: Option<PathBuf>,
-    seed: Option<u64>,
-    parallel: Option<usize>,
-    retries: Option<u32>,
-    sc_samples: Option<usize>,
-    temperature: Option<f64>,
-    max_tokens: Option<usize>,
-    bootstrap: Option<usize>,
-}
-
 /// Folds a `--config` file into the arguments (file keys replace defaults; explicit list/out flags win).
 fn apply_config(mut a: PlayArgs) -> anyhow::Result<PlayArgs> {
     let Some(path) = a.config.clone() else {
         return Ok(a);
     };
-    let text = tessera_core::fsx::read_to_string(&path)?;
-    let f: PlayFile = toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map_or(1, |sp| text[..sp.start].matches('\n').count() + 1);
-        anyhow::anyhow!("{}:{line}: {}", path.display(), e.message().trim())
-    })?;
+    let f = runner::PlayFile::load(&path)?;
     if a.games.is_empty() {
         a.games = f.games.unwrap_or_default();
     }
@@ -207,61 +184,6 @@ fn play(
         eprintln!("skipped: {}", s.skipped.join("; "));
     }
     Ok((res, a.json))
-}
-
-/// `tessera bench arena` arguments.
-#[derive(Args)]
-pub struct BenchArenaArgs {
-    /// Games (default: all ten).
-    #[arg(long, value_delimiter = ',')]
-    pub games: Vec<GameId>,
-    /// MCTS simulations per move.
-    #[arg(long, default_value_t = tessera_arena::agents::DEFAULT_SIMULATIONS)]
-    pub sims: u32,
-    /// Timed searches per game.
-    #[arg(long, default_value_t = 20)]
-    pub moves: usize,
-    /// Random-vs-random matches timed per game.
-    #[arg(long, default_value_t = 2000)]
-    pub random_matches: usize,
-    /// MCTS-vs-random matches timed per game.
-    #[arg(long, default_value_t = 4)]
-    pub mcts_matches: usize,
-    /// Python with open_spiel 1.4 for the side-by-side comparison (default $TESSERA_PYTHON or python3).
-    #[arg(long)]
-    pub python: Option<String>,
-    /// Timed moves of OpenSpiel's Python MCTSBot per game (slow).
-    #[arg(long, default_value_t = 3)]
-    pub python_moves: usize,
-    /// Print one JSON object.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Runs `tessera bench arena`.
-pub fn bench(_ctx: &Ctx, a: BenchArenaArgs) -> anyhow::Result<()> {
-    let r = bench::run_bench(&bench::BenchConfig {
-        games: if a.games.is_empty() {
-            ALL_GAMES.to_vec()
-        } else {
-            a.games
-        },
-        sims: a.sims,
-        moves: a.moves,
-        random_matches: a.random_matches,
-        mcts_matches: a.mcts_matches,
-        python: a
-            .python
-            .or_else(|| std::env::var("TESSERA_PYTHON").ok())
-            .unwrap_or_else(|| "python3".into()),
-        python_moves: a.python_moves,
-    })?;
-    if a.json {
-        print_json(&serde_json::to_value(&r)?);
-    } else {
-        println!("{}", r.markdown());
-    }
-    Ok(())
 }
 
 /// MCTS vs Random on all ten games, a few matches each.

@@ -1,10 +1,8 @@
 //! `tessera graph` glue: argument parsing only; the work is in `tessera-graph`.
 use super::Ctx;
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use tessera_core::record::RunDir;
-use tessera_graph::data::SbmConfig;
-use tessera_graph::experiment::{BenchConfig, MogExperiment};
+use tessera_graph::experiment::MogExperiment;
 use tessera_graph::gnn::{ModelKind, TrainConfig};
 use tessera_graph::mog::{FinalStage, MogConfig};
 use tessera_graph::run;
@@ -132,19 +130,6 @@ pub struct MogArgs {
     pub json: bool,
 }
 
-fn parse_list(s: &str) -> anyhow::Result<Vec<f64>> {
-    if s == "none" || s.is_empty() {
-        return Ok(Vec::new());
-    }
-    s.split([',', '/'])
-        .map(|v| {
-            v.trim()
-                .parse::<f64>()
-                .with_context(|| format!("bad number {v:?}"))
-        })
-        .collect()
-}
-
 /// Runs a `tessera graph` subcommand.
 pub fn run(_ctx: &Ctx, cmd: GraphCmd) -> anyhow::Result<()> {
     match cmd {
@@ -184,15 +169,8 @@ fn mog(a: MogArgs) -> anyhow::Result<()> {
         finetune_epochs: a.finetune_epochs,
         ..MogConfig::default()
     };
-    cfg.extra_level_sets = if a.curve == "none" {
-        Vec::new()
-    } else {
-        a.curve
-            .split(',')
-            .map(parse_list)
-            .collect::<anyhow::Result<_>>()?
-    };
-    cfg.baseline_keeps = parse_list(&a.baselines)?;
+    cfg.extra_level_sets = run::parse_curve(&a.curve)?;
+    cfg.baseline_keeps = run::parse_keep_list(&a.baselines)?;
     cfg.ablation = !a.no_ablation;
     cfg.oracle = a.oracle;
     let dir = match &a.out {
@@ -214,108 +192,6 @@ fn mog(a: MogArgs) -> anyhow::Result<()> {
     eprintln!("tessera graph mog: wrote {}", dir.path().display());
     if a.json {
         super::print_json(&serde_json::to_value(&out.summary)?);
-    } else {
-        println!("{}", out.report.as_markdown());
-    }
-    Ok(())
-}
-
-/// `tessera bench graph` arguments.
-#[derive(Args)]
-pub struct BenchGraphArgs {
-    /// SBM nodes for the dense-vs-MoG comparison.
-    #[arg(long, default_value_t = 100_000)]
-    pub nodes: usize,
-    /// Average degree.
-    #[arg(long, default_value_t = 50.0)]
-    pub degree: f64,
-    /// gcn, sage or gin.
-    #[arg(long, default_value = "gcn")]
-    pub model: ModelKind,
-    /// Node counts of the scaling curve (`none` to skip).
-    #[arg(long, default_value = "10000,30000,100000,300000,1000000")]
-    pub scaling: String,
-    /// Expert keep levels.
-    #[arg(long, value_delimiter = ',', default_value = "0.7,0.5,0.3")]
-    pub levels: Vec<f64>,
-    /// Recompute the MoG structure every this many epochs.
-    #[arg(long, default_value_t = 20)]
-    pub refresh: usize,
-    /// After joint training: joint, finetune or retrain (see `graph mog --help`).
-    #[arg(long, default_value = "joint")]
-    pub final_stage: FinalStage,
-    /// Interleaved timing repetitions after a warm-up (median and range reported).
-    #[arg(long, default_value_t = 7)]
-    pub reps: usize,
-    /// Epoch limit.
-    #[arg(long, default_value_t = 100)]
-    pub epochs: usize,
-    /// Early-stopping patience.
-    #[arg(long, default_value_t = 20)]
-    pub patience: usize,
-    /// First seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Seeds `seed..seed + seeds` (each its own graph, split and initialisation).
-    #[arg(long, default_value_t = 1)]
-    pub seeds: u64,
-    /// SBM generator options `key=value,…` (blocks, ratio, homophily, noise, label_noise, spread, dim; see
-    /// crates/tessera-graph/README.md), or a full `sbm:N:DEGREE[:key=value,…]` spec overriding --nodes/--degree.
-    #[arg(long, default_value = "")]
-    pub sbm: String,
-    /// Run directory (default `runs/bench-graph-<time>`).
-    #[arg(long)]
-    pub out: Option<std::path::PathBuf>,
-    /// Print one JSON object.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Runs `tessera bench graph`.
-pub fn bench(_ctx: &Ctx, a: BenchGraphArgs) -> anyhow::Result<()> {
-    let scaling = if a.scaling == "none" {
-        Vec::new()
-    } else {
-        a.scaling
-            .split(',')
-            .map(|s| {
-                s.trim()
-                    .parse::<usize>()
-                    .with_context(|| format!("bad node count {s:?}"))
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
-    let spec = if a.sbm.starts_with("sbm:") {
-        a.sbm.clone()
-    } else {
-        format!("sbm:{}:{}:{}", a.nodes, a.degree, a.sbm)
-    };
-    let cfg = BenchConfig {
-        sbm: SbmConfig::from_spec(&spec)?,
-        model: a.model,
-        train: TrainConfig {
-            max_epochs: a.epochs,
-            patience: a.patience,
-            ..TrainConfig::default()
-        },
-        mog: MogConfig {
-            keep_levels: a.levels.clone(),
-            refresh_every: a.refresh,
-            final_stage: a.final_stage,
-            ..MogConfig::default()
-        },
-        scaling_nodes: scaling,
-        reps: a.reps,
-        seed: a.seed,
-        seeds: a.seeds,
-    };
-    let dir = match &a.out {
-        Some(p) => RunDir::at(p)?,
-        None => RunDir::fresh("runs", "bench-graph")?,
-    };
-    let out = run::bench(&cfg, &dir, &mut |s| eprintln!("bench graph: {s}"))?;
-    if a.json {
-        super::print_json(&serde_json::to_value(&out)?);
     } else {
         println!("{}", out.report.as_markdown());
     }

@@ -1,6 +1,8 @@
 //! Per-system command glue: argument structs and thin calls into the library crates.
 pub mod arena;
 pub mod assets;
+pub mod bench_arena;
+pub mod bench_graph;
 pub mod bench_train;
 pub mod embed;
 pub mod export;

@@ -3,13 +3,9 @@
 use super::{print_json, Ctx};
 use clap::Args;
 use std::sync::Arc;
-use std::time::Instant;
-use tessera_core::report::Report;
-use tessera_llm::bench::{self, BenchConfig};
+use tessera_llm::bench::{self, BenchConfig, Target};
 use tessera_llm::server::{self, ServerConfig};
-use tessera_llm::{
-    ChatModel, ChatParams, ChatRequest, Engine, EngineConfig, OpenAiChat, OpenAiConfig,
-};
+use tessera_llm::{Engine, EngineConfig};
 
 /// `tessera serve` arguments.
 #[derive(Args)]
@@ -149,212 +145,50 @@ fn abuse(ctx: &Ctx, a: &BenchServeArgs, id: String) -> anyhow::Result<()> {
     let r = tessera_llm::abuse::run(engine, ServerConfig::new(id.clone()), &cfg)?;
     if a.json {
         print_json(&serde_json::json!({ "model": id, "abuse": r }));
-        return Ok(());
+    } else {
+        print!("{}", r.render(&id, &cfg));
     }
-    let mb = |b: u64| b as f64 / (1u64 << 20) as f64;
-    println!(
-        "tessera bench serve --abuse: model {id}, {} rounds, {} requests, {} idle connections",
-        a.rounds, r.requests, a.idle_connections
-    );
-    for (st, n) in &r.statuses {
-        println!("  HTTP {st:>3}: {n}");
-    }
-    println!(
-        "  peak RSS {} MiB; engine peak reserved {:.1} MiB of a {:.1} MiB job budget",
-        r.peak_rss_bytes
-            .map(|b| format!("{:.1}", mb(b)))
-            .unwrap_or_else(|| "-".into()),
-        mb(r.peak_reserved_bytes),
-        mb(r.budget_bytes)
-    );
-    println!(
-        "  /health: {} probes, p50 {:.1} ms, max {:.1} ms, {} failed or >= 100 ms -> {}",
-        r.health_probes,
-        r.health_p50_ms,
-        r.health_max_ms,
-        r.health_slow,
-        if r.health_ok {
-            "stayed under 100 ms"
-        } else {
-            "NOT always under 100 ms"
-        }
-    );
     Ok(())
 }
 
 /// Runs `tessera bench serve`.
 pub fn bench(ctx: &Ctx, a: BenchServeArgs) -> anyhow::Result<()> {
-    if a.abuse {
-        let id = a
-            .model_id
-            .clone()
-            .unwrap_or_else(|| tessera_llm::local::model_id(&a.model));
-        return abuse(ctx, &a, id);
-    }
-    anyhow::ensure!(
-        !a.clients.is_empty() && a.clients.iter().all(|&c| c > 0),
-        "--clients must be positive"
-    );
     let id = a
         .model_id
         .clone()
         .unwrap_or_else(|| tessera_llm::local::model_id(&a.model));
+    if a.abuse {
+        return abuse(ctx, &a, id);
+    }
     let cfg = BenchConfig {
         clients: a.clients.clone(),
         requests: a.requests,
         max_tokens: a.max_tokens,
         prompt: "Write one sentence about the ocean.".into(),
     };
-    let mut rows = Vec::new();
-    match &a.url {
-        Some(url) => rows.extend(
-            bench::remote(url, &id, &cfg)?
-                .into_iter()
-                .map(|l| (None, l)),
-        ),
-        None => {
-            let queue = a.clients.iter().max().copied().unwrap_or(1) * 2;
-            let model = Arc::new(super::lm::load_model(ctx, &a.model)?);
-            for &mb in &a.max_batch {
-                let engine = Arc::new(Engine::with_batching(model.clone(), a.workers, queue, mb)?);
-                let mut sc = ServerConfig::new(id.clone());
-                sc.default_max_tokens = a.max_tokens;
-                let levels = bench::self_hosted(engine, sc, &cfg)?;
-                rows.extend(levels.into_iter().map(|l| (Some(mb), l)));
-            }
-        }
-    }
-    let base = rows
-        .first()
-        .map(|(_, l)| l.requests_per_s)
-        .unwrap_or(f64::NAN);
+    cfg.validate()?;
+    let target = match &a.url {
+        Some(url) => Target::Remote(url.clone()),
+        None => Target::SelfHosted {
+            model: Arc::new(super::lm::load_model(ctx, &a.model)?),
+            max_batch: a.max_batch.clone(),
+        },
+    };
+    let r = bench::run(target, &id, a.workers, &cfg)?;
     if a.json {
-        let levels: Vec<_> = rows
-            .iter()
-            .map(|(mb, l)| serde_json::json!({ "max_batch": mb, "result": l }))
-            .collect();
-        print_json(&serde_json::json!({
-            "model": id, "url": a.url, "workers": a.workers, "requests": a.requests,
-            "max_tokens": a.max_tokens, "levels": levels,
-        }));
-        return Ok(());
-    }
-    println!(
-        "tessera bench serve: model {id}, {} requests per level, max_tokens {}, {} worker(s){}",
-        a.requests,
-        a.max_tokens,
-        a.workers,
-        a.url
-            .as_ref()
-            .map(|u| format!(", remote {u}"))
-            .unwrap_or_default()
-    );
-    println!(
-        "{:>9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "max_batch",
-        "clients",
-        "errors",
-        "req/s",
-        "tok/s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "vs first"
-    );
-    for (mb, l) in &rows {
-        println!(
-            "{:>9} {:>7} {:>7} {:>9.2} {:>9.1} {:>9.0} {:>9.0} {:>9.0} {:>8.2}x",
-            mb.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
-            l.clients,
-            l.errors,
-            l.requests_per_s,
-            l.tokens_per_s,
-            l.p50_ms,
-            l.p95_ms,
-            l.p99_ms,
-            l.requests_per_s / base
-        );
+        print_json(&serde_json::to_value(&r)?);
+    } else {
+        print!("{}", r.render());
     }
     Ok(())
 }
 
-/// The tour: serve SmolLM2 on a free loopback port and do one chat round trip (and one streamed) through
-/// `OpenAiChat`.
+/// The tour: serve SmolLM2 on a free loopback port and do one chat round trip (and one streamed).
 pub fn tour(
     ctx: &Ctx,
     dir: &tessera_core::record::RunDir,
 ) -> anyhow::Result<Option<crate::tour::Section>> {
     let model = super::lm::DEFAULT_MODEL;
-    let ec = EngineConfig {
-        queue: 16,
-        max_batch: 1,
-        ..EngineConfig::default()
-    };
-    let engine = load_engine(ctx, model, &ec)?;
-    let question = "What is the capital of France? Answer in one sentence.";
-    let req = ChatRequest::user(question).with_params(ChatParams {
-        max_tokens: 32,
-        ..ChatParams::default()
-    });
-    let rt = tessera_llm::blocking::build_runtime(2)?;
-    let (addr, reply, latency_s, first_piece_s, streamed) = rt.block_on(async {
-        let h = server::start(engine, ServerConfig::new(model), "127.0.0.1:0").await?;
-        let client = OpenAiChat::new(OpenAiConfig::new(h.base_url(), model))?;
-        let t0 = Instant::now();
-        let reply = client.chat(&req).await?;
-        let latency_s = t0.elapsed().as_secs_f64();
-        let t1 = Instant::now();
-        let mut first: Option<f64> = None;
-        let streamed = client
-            .chat_stream(&req, &mut |_| {
-                first.get_or_insert(t1.elapsed().as_secs_f64());
-            })
-            .await?;
-        let addr = h.addr();
-        h.stop().await?;
-        anyhow::Ok((addr, reply, latency_s, first, streamed))
-    })?;
-    let json = serde_json::json!({
-        "model": model, "address": addr.to_string(), "question": question,
-        "reply": reply.text(), "usage": reply.usage, "finish_reason": reply.choices.first().map(|c| c.finish_reason.clone()),
-        "latency_s": latency_s, "stream_first_piece_s": first_piece_s,
-        "stream_matches": streamed.text() == reply.text(),
-    });
-    dir.write_json("serve.json", &json)?;
-    let mut rep = Report::new("Serve (OpenAI-compatible server and client)");
-    rep.para(&format!(
-        "`tessera serve` logic on {addr} with {model}; one chat round trip through `OpenAiChat` (greedy, \
-         max_tokens 32), then the same request streamed."
-    ));
-    rep.table(
-        &["measure", "value"],
-        &[
-            vec!["question".into(), question.into()],
-            vec!["reply".into(), reply.text().trim().to_string()],
-            vec![
-                "tokens (prompt / completion)".into(),
-                format!(
-                    "{} / {}",
-                    reply.usage.prompt_tokens, reply.usage.completion_tokens
-                ),
-            ],
-            vec!["round-trip latency (s)".into(), format!("{latency_s:.2}")],
-            vec![
-                "streamed: first piece after (s)".into(),
-                first_piece_s
-                    .map(|s| format!("{s:.2}"))
-                    .unwrap_or_else(|| "-".into()),
-            ],
-            vec![
-                "streamed text equals non-streamed".into(),
-                (streamed.text() == reply.text()).to_string(),
-            ],
-        ],
-    );
-    rep.para("Throughput and latency under load: `tessera bench serve`.");
-    Ok(Some(crate::tour::Section {
-        title: "serve".into(),
-        report: rep,
-        json,
-    }))
+    let m = super::lm::load_model(ctx, model)?;
+    Ok(Some(tessera_llm::tour::tour(dir, m, model)?))
 }
