@@ -60,6 +60,10 @@ enum Cmd {
     /// FFN-SkipLLM: input-adaptive feed-forward skipping during decoding.
     #[command(subcommand)]
     Skip(cmd::skip::SkipCmd),
+    /// Prune a model (magnitude, Wanda, SparseGPT; unstructured or N:M) into a pruned checkpoint directory.
+    Prune(Box<cmd::prune::PruneArgs>),
+    /// Recover a pruned checkpoint with SparseLoRA (or plain LoRA) distilled from the dense teacher.
+    Sparselora(Box<cmd::prune::SparseLoraArgs>),
 }
 
 #[derive(Subcommand)]
@@ -117,6 +121,8 @@ fn main() {
         Cmd::Export(a) => cmd::export::run(&ctx, a),
         Cmd::Skip(c) => cmd::skip::run(&ctx, c),
         Cmd::Zo(c) => cmd::zo::run(&ctx, c),
+        Cmd::Prune(a) => cmd::prune::prune(&ctx, *a),
+        Cmd::Sparselora(a) => cmd::prune::sparselora(&ctx, *a),
     };
     if let Err(e) = res {
         eprintln!("tessera: error: {}", one_line(&e));

@@ -37,6 +37,7 @@ const SYSTEMS: &[(&str, SectionFn)] = &[
     ("qnewton", |c, d| {
         Ok(Some(tessera_qnewton::tour::tour(d, c.offline)?))
     }),
+    ("prune", |c, d| Ok(Some(tessera_prune::tour::tour(d, c.offline)?))),
 ];
 
 /// Runs the tour.

@@ -36,7 +36,9 @@ pub struct InfoArgs {
 /// Runs `tessera info`.
 pub fn info(ctx: &Ctx, a: InfoArgs) -> anyhow::Result<()> {
     let path = assets::resolve_model(&a.model, ctx.offline)?;
-    let v = serde_json::to_value(commands::model_info(&path, &tessera_lm::load(&path)?))?;
+    let m = tessera_lm::load(&path)?;
+    let mut v = serde_json::to_value(commands::model_info(&path, &m))?;
+    v["sparsity"] = super::prune::info_sparsity(&path, &m)?;
     if a.json {
         print_json(&v);
     } else {

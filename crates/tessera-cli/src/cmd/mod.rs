@@ -10,6 +10,7 @@ pub mod graph;
 pub mod kg;
 pub mod llm_bridge;
 pub mod lm;
+pub mod prune;
 pub mod qnewton;
 pub mod serve;
 pub mod skip;
