@@ -142,3 +142,56 @@ fn bad_skip_input_is_one_line() {
         .unwrap();
     assert_clean_failure(&o, "sometimes");
 }
+
+/// One HTTP/1.1 POST to `addr`, returning the response body.
+fn post(addr: &str, path: &str, body: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n")
+        .map_or(out.clone(), |(_, b)| b.to_string())
+}
+
+#[test]
+fn serve_ffn_skip_reports_the_skipped_fraction_in_usage() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let m = tiny(dir.path());
+    let mut child = tessera()
+        .arg("serve")
+        .arg(&m)
+        .args(["--port", "0", "--ffn-skip", "--threshold", "-1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "server exited");
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest.split('/').next().unwrap().to_string();
+        }
+    };
+    let chat =
+        r#"{"model": "tiny", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}"#;
+    let v: serde_json::Value =
+        serde_json::from_str(&post(&addr, "/v1/chat/completions", chat)).unwrap();
+    let comp = r#"{"model": "tiny", "prompt": "hello", "max_tokens": 8}"#;
+    let c: serde_json::Value = serde_json::from_str(&post(&addr, "/v1/completions", comp)).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    for r in [&v, &c] {
+        let f = r["usage"]["ffn_skipped_fraction"].as_f64();
+        assert!(f.is_some_and(|f| f > 0.0 && f < 1.0), "{r}");
+    }
+}

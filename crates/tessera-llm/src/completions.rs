@@ -404,6 +404,7 @@ async fn complete(
     };
     let mut choices = Vec::with_capacity(ids.len());
     let (mut prompt_tokens, mut completion_tokens) = (0, 0);
+    let mut gens = Vec::new();
     for (i, (p, stats)) in ids.iter().zip(echo_stats).enumerate() {
         prompt_tokens += p.len();
         let gen = if req.params.max_tokens > 0 {
@@ -455,11 +456,12 @@ async fn complete(
         };
         choices
             .push(json!({"index": i, "text": text, "finish_reason": finish, "logprobs": logprobs}));
+        gens.extend(gen);
     }
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    Ok(json!({
+    let mut body = json!({
         "id": format!("cmpl-{created:x}"),
         "object": "text_completion",
         "created": created,
@@ -467,5 +469,7 @@ async fn complete(
         "choices": choices,
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},
-    }))
+    });
+    crate::wire::add_skip_usage(&mut body, &gens);
+    Ok(body)
 }

@@ -175,11 +175,21 @@ impl Engine {
 
     /// An engine built from `c`, with the runtime's memory model ([`MemoryModel::for_runtime`]).
     pub fn from_config(model: Arc<Llama>, c: &EngineConfig) -> Result<Self> {
+        Self::from_config_with_hooks(model, c, None)
+    }
+
+    /// [`Engine::from_config`] running every job with a fresh layer hook from `hooks` (e.g. FFN skipping;
+    /// see [`Engine::with_hooks`]).
+    pub fn from_config_with_hooks(
+        model: Arc<Llama>,
+        c: &EngineConfig,
+        hooks: Option<tessera_lm::LayerHookFactory>,
+    ) -> Result<Self> {
         let mem = MemoryModel::for_runtime(&model.config);
         let budget = c
             .memory_budget
             .unwrap_or_else(|| limits::default_memory_budget(mem.resident_bytes()));
-        Self::with_memory(model, c.workers, c.queue, c.max_batch, mem, budget)
+        Self::with_memory_hooks(model, c.workers, c.queue, c.max_batch, mem, budget, hooks)
     }
 
     /// Like [`Engine::with_batching`] with an explicit memory model and a total memory budget in bytes (the

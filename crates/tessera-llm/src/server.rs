@@ -419,7 +419,9 @@ async fn chat_completions(
             .map(|g| local::choice(g, tok, parsed.request.params.logprobs))
             .collect(),
     };
-    json_response(StatusCode::OK, &wire::completion_json(&id, created, &resp))
+    let mut body = wire::completion_json(&id, created, &resp);
+    wire::add_skip_usage(&mut body, &gens);
+    json_response(StatusCode::OK, &body)
 }
 
 /// Turns a job's events into SSE chunks: a role delta, content deltas, a finish chunk, optional usage, `[DONE]`.
@@ -488,7 +490,11 @@ impl SseStream {
                         prompt_tokens: self.prompt_tokens,
                         completion_tokens: g.tokens.len(),
                     };
-                    self.push_chunk(None, None, Some(&u));
+                    let mut v =
+                        wire::chunk_json(&self.id, self.created, &self.model, None, None, Some(&u));
+                    wire::add_skip_usage(&mut v, [&g]);
+                    self.pending
+                        .push_back(SseEvent::default().data(v.to_string()));
                 }
                 self.pending.push_back(SseEvent::default().data("[DONE]"));
                 self.done = true;

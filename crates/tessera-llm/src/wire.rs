@@ -284,6 +284,36 @@ pub fn completion_json(id: &str, created: u64, resp: &ChatResponse) -> Value {
     })
 }
 
+/// The share of FFN blocks a skipping layer hook (FFN-SkipLLM, `tessera serve --ffn-skip`) skipped in these
+/// generations, from their hook summaries' `ffn_skipped` / `ffn_blocks` counts; `None` when no generation carries
+/// such a summary. Rows of one merged batch share the batch's summary, so the fraction is the batch's.
+pub fn ffn_skipped_fraction<'a>(
+    gens: impl IntoIterator<Item = &'a tessera_lm::Generation>,
+) -> Option<f64> {
+    let (mut skipped, mut blocks, mut any) = (0.0, 0.0, false);
+    for g in gens {
+        let Some(h) = &g.hook else { continue };
+        if let (Some(s), Some(b)) = (h["ffn_skipped"].as_f64(), h["ffn_blocks"].as_f64()) {
+            skipped += s;
+            blocks += b;
+            any = true;
+        }
+    }
+    any.then(|| if blocks > 0.0 { skipped / blocks } else { 0.0 })
+}
+
+/// Adds `ffn_skipped_fraction` to a response's `usage` object when the generations ran a skipping hook.
+pub fn add_skip_usage<'a>(
+    v: &mut Value,
+    gens: impl IntoIterator<Item = &'a tessera_lm::Generation>,
+) {
+    if let Some(f) = ffn_skipped_fraction(gens) {
+        if v["usage"].is_object() {
+            v["usage"]["ffn_skipped_fraction"] = json!(f);
+        }
+    }
+}
+
 fn usage_json(u: &Usage) -> Value {
     json!({
         "prompt_tokens": u.prompt_tokens,

@@ -554,10 +554,9 @@ impl LayerHook for FfnSkipHook {
 
     fn after_attention(&mut self, site: &LayerSite<'_>) -> tessera_lm::Result<FfnDecision> {
         let l = site.layer;
-        let n = self.roles.len();
-        let mut run = vec![true; n];
+        let mut run = vec![true; self.roles.len()];
         let eligible_layer = self.plan.eligible(l);
-        for i in 0..n {
+        for (i, ran) in run.iter_mut().enumerate() {
             let g = match self.roles[i] {
                 Role::Prompt => continue,
                 Role::Full(g) => {
@@ -589,7 +588,7 @@ impl LayerHook for FfnSkipHook {
                         }
                     }
                 };
-            run[i] = !skip;
+            *ran = !skip;
             self.count(l, g, skip);
         }
         if self.needs_cos(l) {

@@ -6,7 +6,7 @@ use tessera_core::record::RunDir;
 use tessera_core::report::{Report, TourSection};
 
 /// Questions the tour evaluates.
-pub const TOUR_QUESTIONS: usize = 12;
+pub const TOUR_QUESTIONS: usize = 8;
 
 /// Runs the tour's part and writes `skip.json` into `dir`.
 pub fn tour(dir: &RunDir, offline: bool) -> Result<TourSection> {

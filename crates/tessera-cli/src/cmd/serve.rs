@@ -47,6 +47,14 @@ pub struct ServeArgs {
     /// Weight representation: f32, q8_0, file (the file's own blocks; sparse for a pruned dir) or sparse.
     #[arg(long, default_value = "file")]
     pub dtype: tessera_lm::WeightDtype,
+    /// Skip feed-forward blocks while decoding (FFN-SkipLLM, budget 25%); each response's usage reports
+    /// `ffn_skipped_fraction`.
+    #[arg(long)]
+    pub ffn_skip: bool,
+    /// With --ffn-skip: the cosine threshold.
+    #[arg(long, requires = "ffn_skip", allow_negative_numbers = true,
+          default_value_t = tessera_skip::ffn_skip::DEFAULT_THRESHOLD)]
+    pub threshold: f64,
 }
 
 fn load_engine(
@@ -86,7 +94,18 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<()> {
         max_batch: a.max_batch,
         memory_budget: a.memory_budget,
     };
-    let engine = load_engine(ctx, &a.model, &ec, a.dtype)?;
+    let engine = if a.ffn_skip {
+        let m = super::lm::load_model_with(ctx, &a.model, a.dtype)?;
+        let rule = tessera_skip::FfnSkipConfig::cosine(a.threshold);
+        let hooks = tessera_skip::FfnSkipHook::factory(&rule, m.config.num_hidden_layers)?;
+        Arc::new(Engine::from_config_with_hooks(
+            Arc::new(m),
+            &ec,
+            Some(hooks),
+        )?)
+    } else {
+        load_engine(ctx, &a.model, &ec, a.dtype)?
+    };
     let bind = format!("{}:{}", a.host, a.port);
     server::run_blocking(engine, cfg, &bind, |addr| {
         eprintln!("tessera serve: model `{id}` at http://{addr}/v1 (Ctrl-C to stop)");
