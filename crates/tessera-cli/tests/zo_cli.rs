@@ -91,6 +91,28 @@ fn train_reports_accuracy_loss_curve_and_resumes_exactly() {
     );
     assert_eq!(r["resumed_from"], 2);
     assert_eq!(r["loss_curve"], j["loss_curve"]);
+    // The accuracy-vs-steps plot of both runs.
+    let svg = dir.path().join("acc.svg");
+    let p = tessera()
+        .args(["zo", "plot"])
+        .arg(&a)
+        .arg(&b)
+        .arg("--out")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    assert_clean_failure(
+        &tessera()
+            .args(["zo", "plot"])
+            .arg(dir.path().join("nope"))
+            .arg("--out")
+            .arg(&svg)
+            .output()
+            .unwrap(),
+        "nope",
+    );
     // A rerun into `a` with other settings is refused and leaves it alone.
     let before = std::fs::read(a.join("settings.json")).unwrap();
     let out = tessera()

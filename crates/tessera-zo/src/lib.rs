@@ -39,6 +39,7 @@ pub mod forward_grad;
 pub mod hybrid;
 pub mod memory;
 pub mod optimizer;
+pub mod plot;
 pub mod run;
 pub mod scheme;
 pub mod sparsity;

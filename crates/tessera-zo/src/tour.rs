@@ -9,9 +9,9 @@ use tessera_core::record::RunDir;
 use tessera_core::report::{Report, TourSection};
 
 /// Steps of the tour's ZO-SGD run.
-pub const TOUR_STEPS: u64 = 20;
+pub const TOUR_STEPS: u64 = 10;
 /// Evaluation examples of the tour.
-pub const TOUR_EVAL: usize = 200;
+pub const TOUR_EVAL: usize = 128;
 
 /// Runs the tour's part; `run_case` measures one memory case in a fresh process (see [`memory::memory`]).
 pub fn tour(

@@ -13,6 +13,22 @@ pub enum ZoCmd {
     Train(Box<TrainArgs>),
     /// Peak heap of one training step per optimizer next to inference on the same batch.
     Memory(MemoryArgs),
+    /// Accuracy-vs-steps SVG of finished runs (their result.json files).
+    Plot(PlotArgs),
+}
+
+/// `tessera zo plot` arguments.
+#[derive(Args)]
+pub struct PlotArgs {
+    /// `result.json` files (or run directories holding one).
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// SVG file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Plot title.
+    #[arg(long, default_value = "SST-2 accuracy vs steps")]
+    pub title: String,
 }
 
 /// `tessera zo train` arguments.
@@ -120,7 +136,27 @@ pub fn run(ctx: &Ctx, c: ZoCmd) -> anyhow::Result<()> {
     match c {
         ZoCmd::Train(a) => train(ctx, *a),
         ZoCmd::Memory(a) => memory(ctx, a),
+        ZoCmd::Plot(a) => plot(a),
     }
+}
+
+fn plot(a: PlotArgs) -> anyhow::Result<()> {
+    let mut runs = Vec::new();
+    for p in &a.results {
+        let f = if p.is_dir() {
+            p.join("result.json")
+        } else {
+            p.clone()
+        };
+        let text = tessera_core::fsx::read_to_string(&f)?;
+        runs.push(
+            serde_json::from_str::<tessera_zo::ZoResult>(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?,
+        );
+    }
+    tessera_zo::plot::accuracy_plot(&runs, &a.out, &a.title)?;
+    println!("{}", a.out.display());
+    Ok(())
 }
 
 fn train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
