@@ -478,9 +478,9 @@ pub fn parse_relation(text: &str, set: &[&str]) -> Option<RelationAnswer> {
     }
     // others: the predicate after the letter, without the option's own wording.
     let p = rest
-        .trim_start_matches(|c: char| matches!(c, '.' | ':' | '-' | ',' | ')' | ' '))
+        .trim_start_matches(['.', ':', '-', ',', ')', ' '])
         .trim_start_matches("others")
-        .trim_start_matches(|c: char| matches!(c, '.' | ':' | '-' | ',' | ' '));
+        .trim_start_matches(['.', ':', '-', ',', ' ']);
     let p = p.lines().next().unwrap_or("").trim().trim_end_matches('.');
     let p = clean_field(p);
     let words = p.split_whitespace().count();
@@ -697,11 +697,10 @@ pub fn merge_similar(
         if target[i].is_some() {
             continue;
         }
-        for j in i + 1..ids.len() {
-            if target[j].is_none()
-                && tessera_embed::cosine(idx.vector(i), idx.vector(j)) > threshold
-            {
-                target[j] = Some(i);
+        let vi = idx.vector(i);
+        for (j, t) in target.iter_mut().enumerate().skip(i + 1) {
+            if t.is_none() && tessera_embed::cosine(vi, idx.vector(j)) > threshold {
+                *t = Some(i);
             }
         }
     }

@@ -451,7 +451,7 @@ pub fn parse_rerank(text: &str, facts: &[Fact], k: usize) -> Option<Vec<usize>> 
             .position(|f| l.contains(&f.text) || (l.len() > 12 && f.text.contains(l)));
         let number = {
             let d: String = l
-                .trim_start_matches(|c: char| matches!(c, '[' | '(' | '#' | '-' | '*' | ' '))
+                .trim_start_matches(['[', '(', '#', '-', '*', ' '])
                 .trim_start_matches("Fact ")
                 .trim_start_matches("fact ")
                 .chars()
@@ -651,6 +651,9 @@ pub fn answer(
 /// Everything retrieval produced for one question.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Retrieval {
+    /// The LLM's raw entity list.
+    #[serde(default)]
+    pub entities_raw: String,
     /// The parsed entity list.
     pub keywords: Vec<String>,
     /// Linked keywords.
@@ -717,6 +720,7 @@ pub fn retrieve(
     let paths = path_evidence(kg.graph, &ids, cfg);
     let neighbours = neighbour_evidence(kg.store, kg.graph, &ids, cfg)?;
     let mut r = Retrieval {
+        entities_raw: listed,
         keywords,
         linked,
         unlinked,

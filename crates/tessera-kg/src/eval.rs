@@ -330,6 +330,7 @@ pub fn evaluate_question(
     let t0 = std::time::Instant::now();
     let mut errors = Vec::new();
     let retrieval = soft(dalk::retrieve(llm, kg, q, cfg), &mut errors, || Retrieval {
+        entities_raw: String::new(),
         keywords: vec![],
         linked: vec![],
         unlinked: vec![],
