@@ -47,6 +47,9 @@ enum Cmd {
     Bench(BenchCmd),
     /// Run every finished system at small scale and write a report under runs/.
     Tour(tour::TourArgs),
+    /// Gene-set naming over the Gene Ontology (Thought Graph, enrichment and LLM baselines).
+    #[command(subcommand)]
+    Bio(cmd::bio::BioCmd),
     /// Sentence embeddings (all-MiniLM-L6-v2) and pairwise cosines.
     Embed(cmd::embed::EmbedArgs),
     /// Export a model as an HF safetensors directory and/or a GGUF file (llama.cpp, Ollama, vLLM).
@@ -100,6 +103,7 @@ fn main() {
             BenchCmd::Graph(a) => cmd::bench_graph::bench(&ctx, a),
         },
         Cmd::Tour(a) => tour::run(&ctx, a),
+        Cmd::Bio(c) => cmd::bio::run(&ctx, c),
         Cmd::Embed(a) => cmd::embed::run(&ctx, a),
         Cmd::Export(a) => cmd::export::run(&ctx, a),
     };

@@ -32,6 +32,7 @@ const SYSTEMS: &[(&str, SectionFn)] = &[
     ("qnewton", |c, d| {
         Ok(Some(tessera_qnewton::tour::tour(d, c.offline)?))
     }),
+    ("bio", cmd::bio::tour),
 ];
 
 /// Runs the tour.
