@@ -8,7 +8,9 @@ use std::str::FromStr;
 use tessera_llm::ChatModel;
 
 /// Which baseline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 pub enum Baseline {
     /// One instruction, no examples.
     ZeroShot,
@@ -20,7 +22,11 @@ pub enum Baseline {
 
 impl Baseline {
     /// Every baseline.
-    pub const ALL: [Baseline; 3] = [Baseline::ZeroShot, Baseline::FewShot, Baseline::ChainOfThought];
+    pub const ALL: [Baseline; 3] = [
+        Baseline::ZeroShot,
+        Baseline::FewShot,
+        Baseline::ChainOfThought,
+    ];
 
     /// `zero-shot`, `few-shot`, `cot`.
     pub fn as_str(self) -> &'static str {
@@ -64,7 +70,8 @@ pub struct Example {
 /// Genes shown per few-shot example (longer sets are cut, keeping prompts short).
 pub const EXAMPLE_GENES: usize = 20;
 
-const SYSTEM: &str = "You are an expert in molecular and cell biology. You name the biological process that a set \
+const SYSTEM: &str =
+    "You are an expert in molecular and cell biology. You name the biological process that a set \
 of human genes carries out, using Gene Ontology vocabulary.";
 
 fn instruction(genes: &[String]) -> String {
@@ -109,14 +116,25 @@ pub struct BaselineAnswer {
 }
 
 /// Runs baseline `b` for `genes` on `model` (greedy; `examples` are used by the few-shot baseline only).
-pub fn run(b: Baseline, genes: &[String], examples: &[Example], model: &dyn ChatModel) -> Result<BaselineAnswer> {
+pub fn run(
+    b: Baseline,
+    genes: &[String],
+    examples: &[Example],
+    model: &dyn ChatModel,
+) -> Result<BaselineAnswer> {
     if genes.is_empty() {
         return Err(BioError::invalid("no genes to name"));
     }
     if b == Baseline::FewShot && examples.is_empty() {
-        return Err(BioError::invalid("the few-shot baseline needs at least one example"));
+        return Err(BioError::invalid(
+            "the few-shot baseline needs at least one example",
+        ));
     }
-    let max_tokens = if b == Baseline::ChainOfThought { 256 } else { 48 };
+    let max_tokens = if b == Baseline::ChainOfThought {
+        256
+    } else {
+        48
+    };
     let mut ask = Asker::new(model, 0);
     let reply = ask
         .ask(SYSTEM, &prompt(b, genes, examples), 1, 0.0, max_tokens)?

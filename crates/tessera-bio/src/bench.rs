@@ -42,7 +42,11 @@ pub fn bench_samples(
     max_tokens: usize,
     repeats: usize,
 ) -> Result<SampleBench> {
-    if !(1..=tessera_llm::types::MAX_N).contains(&samples) || repeats == 0 || max_tokens == 0 || repeats > 100 {
+    if !(1..=tessera_llm::types::MAX_N).contains(&samples)
+        || repeats == 0
+        || max_tokens == 0
+        || repeats > 100
+    {
         return Err(BioError::invalid(format!(
             "samples must be 1..={}, repeats 1..=100 and max_tokens at least 1",
             tessera_llm::types::MAX_N

@@ -33,12 +33,20 @@ pub fn parse_gene_sets(bytes: &[u8], path: &Path) -> Result<Vec<GeneSet>> {
         line,
         msg,
     };
-    let mut rd = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes);
+    let mut rd = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(bytes);
     let head = rd.headers().map_err(|e| bad(1, e.to_string()))?.clone();
     let col = |name: &str| {
-        head.iter()
-            .position(|h| h.trim() == name)
-            .ok_or_else(|| bad(1, format!("no `{name}` column (have: {})", head.iter().collect::<Vec<_>>().join(", "))))
+        head.iter().position(|h| h.trim() == name).ok_or_else(|| {
+            bad(
+                1,
+                format!(
+                    "no `{name}` column (have: {})",
+                    head.iter().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
     };
     let (c_go, c_genes, c_name) = (col("GO")?, col("Genes")?, col("Term_Description")?);
     let mut out = Vec::new();
@@ -46,7 +54,10 @@ pub fn parse_gene_sets(bytes: &[u8], path: &Path) -> Result<Vec<GeneSet>> {
         let line = i + 2;
         let rec = rec.map_err(|e| bad(line, e.to_string()))?;
         let get = |c: usize| rec.get(c).unwrap_or("").trim().to_string();
-        let genes: Vec<String> = get(c_genes).split_whitespace().map(str::to_string).collect();
+        let genes: Vec<String> = get(c_genes)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
         let (go_id, name) = (get(c_go), get(c_name));
         if go_id.is_empty() || name.is_empty() || genes.is_empty() {
             return Err(bad(line, "empty GO id, name or gene list".into()));
@@ -101,7 +112,8 @@ impl Resources {
     /// (or into) the cache under `$TESSERA_HOME/cache/bio`.
     pub fn load(paths: &DataPaths, offline: bool) -> Result<Self> {
         let (ontology, annotations) = Self::read(paths)?;
-        let embedder: Box<dyn TextEmbedder> = Box::new(tessera_embed::Embedder::from_asset(offline)?);
+        let embedder: Box<dyn TextEmbedder> =
+            Box::new(tessera_embed::Embedder::from_asset(offline)?);
         let cache = tessera_core::assets::home().join("cache").join("bio");
         let index = TermIndex::build(&ontology, embedder.as_ref(), Some(&cache))?;
         Ok(Resources {

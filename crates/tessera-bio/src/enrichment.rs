@@ -91,9 +91,7 @@ impl LogFactorials {
         successes: usize,
         draws: usize,
     ) -> Result<f64> {
-        Ok(self
-            .ln_hypergeom_sf(k, population, successes, draws)?
-            .exp())
+        Ok(self.ln_hypergeom_sf(k, population, successes, draws)?.exp())
     }
 }
 

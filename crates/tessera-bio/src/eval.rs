@@ -286,7 +286,12 @@ fn score_many(res: &Resources, names: &[&str], gold: &str) -> Result<Vec<Score>>
         .collect())
 }
 
-fn gsea_outcome(res: &Resources, genes: &[usize], set: &GeneSet, opts: &EnrichOptions) -> Result<Outcome> {
+fn gsea_outcome(
+    res: &Resources,
+    genes: &[usize],
+    set: &GeneSet,
+    opts: &EnrichOptions,
+) -> Result<Outcome> {
     let e = enrichment::enrich(&res.ontology, &res.annotations, genes, opts)?;
     let names: Vec<&str> = e.terms.iter().map(|t| t.name.as_str()).collect();
     let scores = score_many(res, &names, &set.name)?;
@@ -322,16 +327,22 @@ pub fn evaluate_set(
 ) -> Result<GeneSetRecord> {
     let r = res.annotations.resolve(&set.genes);
     let mut outcomes = BTreeMap::new();
-    let need_model = || {
-        model.ok_or_else(|| BioError::invalid("an LLM method needs a chat backend"))
-    };
+    let need_model =
+        || model.ok_or_else(|| BioError::invalid("an LLM method needs a chat backend"));
     for &m in methods {
         match m {
             Method::Gsea => {
-                outcomes.insert("gsea".into(), gsea_outcome(res, &r.genes, set, &cfg.enrich)?);
+                outcomes.insert(
+                    "gsea".into(),
+                    gsea_outcome(res, &r.genes, set, &cfg.enrich)?,
+                );
                 let mut ex = cfg.enrich.clone();
                 if let Some(t) = res.ontology.find(&set.go_id) {
-                    ex.exclude.extend(enrichment::same_gene_terms(&res.annotations, &res.ontology, t));
+                    ex.exclude.extend(enrichment::same_gene_terms(
+                        &res.annotations,
+                        &res.ontology,
+                        t,
+                    ));
                 }
                 let mut q: Vec<u32> = r
                     .genes
@@ -342,12 +353,16 @@ pub fn evaluate_set(
                 q.sort_unstable();
                 if !q.is_empty() {
                     ex.exclude.extend(
-                        (0..res.ontology.len()).filter(|&t| res.annotations.term_genes(t) == q.as_slice()),
+                        (0..res.ontology.len())
+                            .filter(|&t| res.annotations.term_genes(t) == q.as_slice()),
                     );
                 }
                 ex.exclude.sort_unstable();
                 ex.exclude.dedup();
-                outcomes.insert("gsea_excluding_gold".into(), gsea_outcome(res, &r.genes, set, &ex)?);
+                outcomes.insert(
+                    "gsea_excluding_gold".into(),
+                    gsea_outcome(res, &r.genes, set, &ex)?,
+                );
             }
             Method::Baseline(b) => {
                 if r.symbols.is_empty() {
@@ -436,7 +451,11 @@ pub fn run(cfg: &BioEvalConfig) -> Result<BioEvalResult> {
 }
 
 /// Runs the evaluation on loaded resources and an optional backend (needed by the LLM methods).
-pub fn run_with(cfg: &BioEvalConfig, res: &Resources, model: Option<&dyn ChatModel>) -> Result<BioEvalResult> {
+pub fn run_with(
+    cfg: &BioEvalConfig,
+    res: &Resources,
+    model: Option<&dyn ChatModel>,
+) -> Result<BioEvalResult> {
     validate(cfg)?;
     let path = match &cfg.gene_sets {
         Some(p) => p.clone(),
@@ -444,7 +463,11 @@ pub fn run_with(cfg: &BioEvalConfig, res: &Resources, model: Option<&dyn ChatMod
     };
     let sets = data::read_gene_sets(&path)?;
     let wants_few = cfg.methods.contains(&Method::Baseline(Baseline::FewShot));
-    let k = if wants_few { cfg.few_shot_examples.max(1) } else { 0 };
+    let k = if wants_few {
+        cfg.few_shot_examples.max(1)
+    } else {
+        0
+    };
     if k >= sets.len() {
         return Err(BioError::invalid(format!(
             "{} gene sets leave none to evaluate after {k} few-shot examples",
@@ -482,21 +505,23 @@ pub fn run_with(cfg: &BioEvalConfig, res: &Resources, model: Option<&dyn ChatMod
                 few_shot_examples: k,
             };
             tessera_core::journal::check_settings(&dir.join("settings.json"), &settings)?;
-            let (j, recs) = tessera_core::journal::Journal::open::<GeneSetRecord>(dir.join("records.jsonl"))?;
+            let (j, recs) =
+                tessera_core::journal::Journal::open::<GeneSetRecord>(dir.join("records.jsonl"))?;
             (Some(j), recs)
         }
         None => (None, Vec::new()),
     };
     done.retain(|r| (cfg.offset..end).contains(&r.index));
-    let mut by_index: BTreeMap<usize, GeneSetRecord> = done.into_iter().map(|r| (r.index, r)).collect();
+    let mut by_index: BTreeMap<usize, GeneSetRecord> =
+        done.into_iter().map(|r| (r.index, r)).collect();
     let resumed = by_index.len();
     let quiet = std::env::var_os("TESSERA_QUIET").is_some();
-    for i in cfg.offset..end {
+    for (i, set) in sets.iter().enumerate().take(end).skip(cfg.offset) {
         if by_index.contains_key(&i) {
             continue;
         }
         let t0 = std::time::Instant::now();
-        let rec = evaluate_set(i, &sets[i], res, &methods, model, cfg, &examples)?;
+        let rec = evaluate_set(i, set, res, &methods, model, cfg, &examples)?;
         if let Some(j) = &journal {
             j.append(&rec)?;
         }
@@ -513,7 +538,14 @@ pub fn run_with(cfg: &BioEvalConfig, res: &Resources, model: Option<&dyn ChatMod
         by_index.insert(i, rec);
     }
     let records: Vec<GeneSetRecord> = by_index.into_values().collect();
-    Ok(summarise(cfg, &methods, model, records, journal.map(|j| j.path().to_path_buf()), resumed))
+    Ok(summarise(
+        cfg,
+        &methods,
+        model,
+        records,
+        journal.map(|j| j.path().to_path_buf()),
+        resumed,
+    ))
 }
 
 fn validate(cfg: &BioEvalConfig) -> Result<()> {
@@ -524,7 +556,9 @@ fn validate(cfg: &BioEvalConfig) -> Result<()> {
         return Err(BioError::invalid("limit must be at least 1"));
     }
     if !(cfg.enrich.top >= 1 && cfg.enrich.alpha > 0.0 && cfg.enrich.alpha <= 1.0) {
-        return Err(BioError::invalid("enrichment needs top >= 1 and alpha in (0, 1]"));
+        return Err(BioError::invalid(
+            "enrichment needs top >= 1 and alpha in (0, 1]",
+        ));
     }
     cfg.thought_graph.validate()
 }
@@ -546,7 +580,9 @@ fn summarise(
     journal: Option<PathBuf>,
     resumed: usize,
 ) -> BioEvalResult {
-    let outs = |key: &str| -> Vec<&Outcome> { records.iter().filter_map(|r| r.outcomes.get(key)).collect() };
+    let outs = |key: &str| -> Vec<&Outcome> {
+        records.iter().filter_map(|r| r.outcomes.get(key)).collect()
+    };
     let m = |key: &str, f: fn(&Outcome) -> f64| mean(outs(key).into_iter().map(f));
     let cos = |o: &Outcome| o.score.cosine;
     let pct = |o: &Outcome| o.score.percentile;
@@ -575,13 +611,19 @@ fn summarise(
         offset: cfg.offset,
         methods: methods.iter().map(|m| m.to_string()).collect(),
         backend: model.map(|m| m.name()),
-        embedder: format!("{} (SapBERT is not obtainable here)", tessera_embed::DEFAULT_MODEL),
+        embedder: format!(
+            "{} (SapBERT is not obtainable here)",
+            tessera_embed::DEFAULT_MODEL
+        ),
         samples: cfg.thought_graph.samples,
         gsea_cosine: m("gsea", cos),
         gsea_percentile: m("gsea", pct),
-        gsea_no_enrichment: methods
-            .contains(&Method::Gsea)
-            .then(|| outs("gsea").iter().filter(|o| o.prediction.is_empty()).count()),
+        gsea_no_enrichment: methods.contains(&Method::Gsea).then(|| {
+            outs("gsea")
+                .iter()
+                .filter(|o| o.prediction.is_empty())
+                .count()
+        }),
         gsea_cosine_excluding_gold: m("gsea_excluding_gold", cos),
         gsea_percentile_excluding_gold: m("gsea_excluding_gold", pct),
         zero_shot_cosine: m("zero_shot", cos),

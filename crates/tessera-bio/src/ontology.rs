@@ -272,7 +272,10 @@ impl Ontology {
                             }
                         }
                         _ => {
-                            return Err(bad(ln, format!("`relationship: {value}` needs a relation and an id")))
+                            return Err(bad(
+                                ln,
+                                format!("`relationship: {value}` needs a relation and an id"),
+                            ))
                         }
                     }
                 }
@@ -287,8 +290,8 @@ impl Ontology {
             if s.id.is_empty() {
                 return Err(bad(s.line, "[Term] stanza without an id".into()));
             }
-            let keep = !s.obsolete
-                && (!any_ns || s.namespace.as_deref() == Some("biological_process"));
+            let keep =
+                !s.obsolete && (!any_ns || s.namespace.as_deref() == Some("biological_process"));
             if !keep {
                 continue;
             }

@@ -40,8 +40,7 @@ pub fn json_object(text: &str) -> Option<serde_json::Map<String, serde_json::Val
                 b'}' => {
                     depth -= 1;
                     if depth == 0 {
-                        if let Ok(serde_json::Value::Object(m)) =
-                            serde_json::from_str(&text[s..=i])
+                        if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(&text[s..=i])
                         {
                             return Some(m);
                         }
@@ -62,7 +61,9 @@ pub fn clean_name(s: &str) -> Option<String> {
     let mut t = s.trim();
     for _ in 0..3 {
         t = t
-            .trim_start_matches(|c: char| matches!(c, '-' | '*' | '#' | '>' | '•') || c.is_whitespace())
+            .trim_start_matches(|c: char| {
+                matches!(c, '-' | '*' | '#' | '>' | '•') || c.is_whitespace()
+            })
             .trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '*' | '_') || c.is_whitespace());
     }
     let t = t.trim_end_matches(['.', ',', ';', ':']).trim();
@@ -119,7 +120,11 @@ pub fn proposal(text: &str) -> Option<Proposal> {
     for k in NAME_KEYS {
         if let Some(i) = low.find(&format!("\"{k}\"")) {
             let rest = &text[i + k.len() + 2..];
-            let rest = rest.trim_start().strip_prefix(':').unwrap_or(rest).trim_start();
+            let rest = rest
+                .trim_start()
+                .strip_prefix(':')
+                .unwrap_or(rest)
+                .trim_start();
             if let Some(r) = rest.strip_prefix('"') {
                 if let Some(end) = r.find('"') {
                     if let Some(name) = clean_name(&r[..end]) {
@@ -193,7 +198,10 @@ pub fn votes(text: &str, m: usize, want: usize) -> Vec<usize> {
                 match v {
                     serde_json::Value::Array(a) => {
                         for x in a {
-                            if let Some(n) = x.as_u64().or_else(|| x.as_str().and_then(|s| s.trim().parse().ok())) {
+                            if let Some(n) = x
+                                .as_u64()
+                                .or_else(|| x.as_str().and_then(|s| s.trim().parse().ok()))
+                            {
                                 push(n);
                             }
                         }
@@ -263,12 +271,26 @@ mod tests {
             .unwrap();
         assert_eq!(p.name, "DNA repair");
         assert_eq!(p.relation.as_deref(), Some("is_a"));
-        assert_eq!(proposal("{\"Process\": \"cell cycle\", \"reason\": \"cyc").unwrap().name, "cell cycle");
-        assert_eq!(proposal("Process: **lipid transport**.").unwrap().name, "lipid transport");
-        assert_eq!(proposal("  \"immune response\"\n").unwrap().name, "immune response");
+        assert_eq!(
+            proposal("{\"Process\": \"cell cycle\", \"reason\": \"cyc")
+                .unwrap()
+                .name,
+            "cell cycle"
+        );
+        assert_eq!(
+            proposal("Process: **lipid transport**.").unwrap().name,
+            "lipid transport"
+        );
+        assert_eq!(
+            proposal("  \"immune response\"\n").unwrap().name,
+            "immune response"
+        );
         assert!(proposal("").is_none());
         assert!(proposal("{\"process\": \"\"}").is_none());
-        assert!(proposal("{ not json at all and a long sentence that goes on and on and on and on").is_none());
+        assert!(proposal(
+            "{ not json at all and a long sentence that goes on and on and on and on"
+        )
+        .is_none());
     }
 
     #[test]

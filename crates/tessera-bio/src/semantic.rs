@@ -31,7 +31,11 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Embeds texts in chunks of at most `chunk`.
-pub fn embed_chunked(emb: &dyn TextEmbedder, texts: &[&str], chunk: usize) -> Result<Vec<Vec<f32>>> {
+pub fn embed_chunked(
+    emb: &dyn TextEmbedder,
+    texts: &[&str],
+    chunk: usize,
+) -> Result<Vec<Vec<f32>>> {
     let mut out = Vec::with_capacity(texts.len());
     for c in texts.chunks(chunk.max(1)) {
         let v = emb.embed(c)?;
@@ -95,7 +99,15 @@ impl TermIndex {
                 }
             }
         }
-        let rows = embed_chunked(emb, &names, 256)?;
+        // Batches pad to their longest member: embedding names sorted by length wastes far less compute.
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        order.sort_by_key(|&i| names[i].len());
+        let sorted: Vec<&str> = order.iter().map(|&i| names[i]).collect();
+        let sorted_rows = embed_chunked(emb, &sorted, 128)?;
+        let mut rows = vec![Vec::new(); names.len()];
+        for (k, v) in order.into_iter().zip(sorted_rows) {
+            rows[k] = v;
+        }
         let dim = rows.first().map(Vec::len).unwrap_or(0);
         if dim == 0 || rows.iter().any(|r| r.len() != dim) {
             return Err(BioError::invalid("embedder returned ragged vectors"));
@@ -140,7 +152,10 @@ impl TermIndex {
         self.similarities(v)
             .into_iter()
             .enumerate()
-            .fold((0, f32::NEG_INFINITY), |b, (i, s)| if s > b.1 { (i, s) } else { b })
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |b, (i, s)| if s > b.1 { (i, s) } else { b },
+            )
     }
 
     /// The fraction of terms whose similarity to `v` is below `score` (the paper's percentile).
@@ -171,7 +186,12 @@ impl Score {
 }
 
 /// Scores `prediction` against `gold` (an empty prediction scores [`Score::NONE`]).
-pub fn score(emb: &dyn TextEmbedder, index: &TermIndex, prediction: &str, gold: &str) -> Result<Score> {
+pub fn score(
+    emb: &dyn TextEmbedder,
+    index: &TermIndex,
+    prediction: &str,
+    gold: &str,
+) -> Result<Score> {
     if prediction.trim().is_empty() {
         return Ok(Score::NONE);
     }

@@ -25,9 +25,9 @@
 //! voters are one request with `n = voters` rather than five requests; no `exploration_rate` noise; prompts are
 //! our own wording.
 use crate::error::{BioError, Result};
+use crate::ontology::Ontology;
 use crate::parse;
 use crate::semantic::{cosine, TermIndex, TextEmbedder};
-use crate::ontology::Ontology;
 use serde::Serialize;
 use tessera_llm::{ChatMessage, ChatModel, ChatParams, ChatRequest};
 
@@ -40,7 +40,7 @@ pub struct ThoughtGraphConfig {
     pub samples: usize,
     /// Single-linkage threshold on the embedding cosine.
     pub group_threshold: f32,
-    /// Groups kept per parent.
+    /// Groups kept per parent (fewer when the samples form fewer groups).
     pub children: usize,
     /// Voting samples per layer.
     pub voters: usize,
@@ -93,14 +93,17 @@ impl ThoughtGraphConfig {
                 return bad(format!("{k} {v} out of range 1..={max_n}"));
             }
         }
-        if !(1..=self.samples).contains(&self.children) {
-            return bad(format!("children {} out of range 1..=samples", self.children));
+        if !(1..=16).contains(&self.children) {
+            return bad(format!("children {} out of range 1..=16", self.children));
         }
         if self.select == 0 || self.select > 8 {
             return bad(format!("select {} out of range 1..=8", self.select));
         }
         if !(self.group_threshold.is_finite() && (-1.0..=1.0).contains(&self.group_threshold)) {
-            return bad(format!("group_threshold {} out of range [-1, 1]", self.group_threshold));
+            return bad(format!(
+                "group_threshold {} out of range [-1, 1]",
+                self.group_threshold
+            ));
         }
         if let Some(s) = self.stop_specificity {
             if !(1..=10).contains(&s) {
@@ -108,10 +111,16 @@ impl ThoughtGraphConfig {
             }
         }
         if !(self.temperature.is_finite() && (0.0..=2.0).contains(&self.temperature)) {
-            return bad(format!("temperature {} out of range [0, 2]", self.temperature));
+            return bad(format!(
+                "temperature {} out of range [0, 2]",
+                self.temperature
+            ));
         }
         if !(8..=2048).contains(&self.max_tokens) {
-            return bad(format!("max_tokens {} out of range 8..=2048", self.max_tokens));
+            return bad(format!(
+                "max_tokens {} out of range 8..=2048",
+                self.max_tokens
+            ));
         }
         Ok(())
     }
@@ -386,7 +395,13 @@ pub fn run(
                 None => first_prompt(genes),
                 Some(p) => expand_prompt(genes, &nodes[p].name),
             };
-            let texts = ask.ask(SYSTEM, &prompt, cfg.samples, cfg.temperature, cfg.max_tokens)?;
+            let texts = ask.ask(
+                SYSTEM,
+                &prompt,
+                cfg.samples,
+                cfg.temperature,
+                cfg.max_tokens,
+            )?;
             let props: Vec<parse::Proposal> =
                 texts.iter().filter_map(|t| parse::proposal(t)).collect();
             unparsed += texts.len() - props.len();
@@ -396,13 +411,12 @@ pub fn run(
             let names: Vec<String> = props.iter().map(|p| p.name.clone()).collect();
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             let vecs = emb.embed(&refs)?;
-            for g in group(&vecs, cfg.group_threshold).into_iter().take(cfg.children) {
+            for g in group(&vecs, cfg.group_threshold)
+                .into_iter()
+                .take(cfg.children)
+            {
                 let rep = representative(&g, &names);
-                let first = g
-                    .iter()
-                    .copied()
-                    .find(|&m| names[m] == rep)
-                    .unwrap_or(g[0]);
+                let first = g.iter().copied().find(|&m| names[m] == rep).unwrap_or(g[0]);
                 let (t, c) = index.nearest(&vecs[first]);
                 let id = nodes.len();
                 nodes.push(Node {
@@ -427,7 +441,10 @@ pub fn run(
         if layer_nodes.is_empty() {
             break;
         }
-        let cands: Vec<&str> = layer_nodes.iter().map(|&i| nodes[i].name.as_str()).collect();
+        let cands: Vec<&str> = layer_nodes
+            .iter()
+            .map(|&i| nodes[i].name.as_str())
+            .collect();
         if layer_nodes.len() > cfg.select {
             let ballots = ask.ask(
                 SYSTEM,
@@ -457,7 +474,13 @@ pub fn run(
         for &i in order.iter().take(cfg.select) {
             nodes[i].selected = true;
             if let Some(stop) = cfg.stop_specificity {
-                let r = ask.ask(SYSTEM, &specificity_prompt(genes, &nodes[i].name), 1, 0.0, 16)?;
+                let r = ask.ask(
+                    SYSTEM,
+                    &specificity_prompt(genes, &nodes[i].name),
+                    1,
+                    0.0,
+                    16,
+                )?;
                 nodes[i].specificity = r.first().and_then(|t| parse::rating(t));
                 if nodes[i].specificity.is_some_and(|s| s >= stop) {
                     continue;
@@ -533,12 +556,23 @@ fn final_pick(
     let groups = group(&vecs, cfg.group_threshold);
     let top = &groups[0];
     let rep = representative(top, &answers);
-    let rep_i = top.iter().copied().find(|&m| answers[m] == rep).unwrap_or(top[0]);
+    let rep_i = top
+        .iter()
+        .copied()
+        .find(|&m| answers[m] == rep)
+        .unwrap_or(top[0]);
     let cand_vecs = emb.embed(&cands)?;
     let best = (0..sel.len())
         .map(|k| {
             let exact = cands[k].eq_ignore_ascii_case(rep);
-            (k, if exact { 2.0 } else { cosine(&vecs[rep_i], &cand_vecs[k]) })
+            (
+                k,
+                if exact {
+                    2.0
+                } else {
+                    cosine(&vecs[rep_i], &cand_vecs[k])
+                },
+            )
         })
         .fold((0, f32::NEG_INFINITY), |b, x| if x.1 > b.1 { x } else { b });
     let i = sel[best.0];

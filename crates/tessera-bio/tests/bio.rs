@@ -20,8 +20,14 @@ impl TextEmbedder for Bow {
             .iter()
             .map(|t| {
                 let mut v = vec![0f32; 64];
-                for w in t.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
-                    let h = w.bytes().fold(1469598103934665603u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211));
+                for w in t
+                    .to_lowercase()
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                {
+                    let h = w.bytes().fold(1469598103934665603u64, |h, b| {
+                        (h ^ b as u64).wrapping_mul(1099511628211)
+                    });
                     v[(h % 64) as usize] += 1.0;
                 }
                 let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-9);
@@ -133,10 +139,17 @@ fn obo_reader_keeps_bp_terms_and_relations() {
     let dna = o.find("GO:0006281").unwrap();
     assert_eq!(o.parents(ner), &[(dna, Relation::IsA)]);
     let intr = o.find("GO:0097193").unwrap();
-    assert!(o.parents(intr).contains(&(o.find("GO:0006915").unwrap(), Relation::PartOf)));
+    assert!(o
+        .parents(intr)
+        .contains(&(o.find("GO:0006915").unwrap(), Relation::PartOf)));
     let reg = o.find("GO:0051726").unwrap();
-    assert!(o.parents(reg).contains(&(o.find("GO:0007049").unwrap(), Relation::Regulates)));
-    assert_eq!(o.term(dna).definition, "The process of restoring DNA after damage.");
+    assert!(o
+        .parents(reg)
+        .contains(&(o.find("GO:0007049").unwrap(), Relation::Regulates)));
+    assert_eq!(
+        o.term(dna).definition,
+        "The process of restoring DNA after damage."
+    );
     let root = o.find("GO:0008150").unwrap();
     assert_eq!(o.ancestors(ner, &[Relation::IsA]), {
         let mut v = vec![dna, root];
@@ -144,11 +157,15 @@ fn obo_reader_keeps_bp_terms_and_relations() {
         v
     });
     // Errors name the file and line.
-    let e = Ontology::parse_obo("[Term]\nid: GO:1\nbroken line\n", Path::new("bad.obo")).unwrap_err();
+    let e =
+        Ontology::parse_obo("[Term]\nid: GO:1\nbroken line\n", Path::new("bad.obo")).unwrap_err();
     assert!(e.to_string().contains("bad.obo: line 3"), "{e}");
     assert!(Ontology::parse_obo("[Term]\nname: x\n", Path::new("x.obo")).is_err());
     assert!("occurs_in".parse::<Relation>().is_err());
-    assert_eq!("positively regulates".parse::<Relation>().unwrap(), Relation::PositivelyRegulates);
+    assert_eq!(
+        "positively regulates".parse::<Relation>().unwrap(),
+        Relation::PositivelyRegulates
+    );
 }
 
 #[test]
@@ -156,7 +173,10 @@ fn gaf_reader_propagates_along_is_a_and_part_of_and_skips_not() {
     let o = Ontology::parse_obo(OBO, Path::new("t.obo")).unwrap();
     let a = Annotations::parse_gaf(&gaf(), Path::new("t.gaf"), &o).unwrap();
     let sym = |t: &str| -> Vec<String> {
-        a.term_genes(o.find(t).unwrap()).iter().map(|&g| a.symbol(g as usize).to_string()).collect()
+        a.term_genes(o.find(t).unwrap())
+            .iter()
+            .map(|&g| a.symbol(g as usize).to_string())
+            .collect()
     };
     let mut dna = sym("GO:0006281");
     dna.sort();
@@ -168,7 +188,11 @@ fn gaf_reader_propagates_along_is_a_and_part_of_and_skips_not() {
     let mut cc = sym("GO:0007049");
     cc.sort();
     assert_eq!(cc, ["CCNB1", "CDK1"]);
-    assert_eq!(sym("GO:0008150").len(), 9, "every BP-annotated gene reaches the root (ALB is MF only)");
+    assert_eq!(
+        sym("GO:0008150").len(),
+        9,
+        "every BP-annotated gene reaches the root (ALB is MF only)"
+    );
     assert_eq!(a.background(), 9);
     let r = a.resolve(&["xpa", "CPP32", "NOTAGENE", "XPA", "P53"]);
     assert_eq!(r.symbols, ["XPA", "CASP3", "TP53"]);
@@ -228,18 +252,28 @@ fn sqlite_readers_follow_the_bioconductor_schema() {
     assert_eq!(o.len(), 5, "the MF term is left out");
     assert_eq!(o.edge_count(), 5);
     let reg = o.find("GO:0042981").unwrap();
-    assert!(o.parents(reg).contains(&(o.find("GO:0006915").unwrap(), Relation::Regulates)));
+    assert!(o
+        .parents(reg)
+        .contains(&(o.find("GO:0006915").unwrap(), Relation::Regulates)));
     let a = Annotations::from_org_sqlite(&org, &o).unwrap();
     assert_eq!(a.gene_count(), 4);
     assert_eq!(a.direct_count(), 3, "ND rows are left out");
     assert_eq!(a.background(), 3, "A1BG has only an ND annotation");
-    assert_eq!(a.term_genes(o.find("GO:0006281").unwrap()).len(), 2, "duplicate rows counted once");
+    assert_eq!(
+        a.term_genes(o.find("GO:0006281").unwrap()).len(),
+        2,
+        "duplicate rows counted once"
+    );
     let r = a.resolve(&["XP1", "SHARED", "casp3"]);
     assert_eq!(r.symbols, ["XPA", "CASP3"]);
     assert_eq!(r.unknown, ["SHARED"], "an alias of two genes is ambiguous");
     let missing = Ontology::from_go_sqlite(&dir.path().join("nope.sqlite")).unwrap_err();
     assert!(missing.to_string().contains("nope.sqlite"), "{missing}");
-    std::fs::write(dir.path().join("junk.sqlite"), b"not a database at all, just text").unwrap();
+    std::fs::write(
+        dir.path().join("junk.sqlite"),
+        b"not a database at all, just text",
+    )
+    .unwrap();
     assert!(Ontology::from_go_sqlite(&dir.path().join("junk.sqlite")).is_err());
 }
 
@@ -258,7 +292,10 @@ fn hypergeometric_tails_match_exact_values() {
     ];
     for ((k, n_pop, big_k, n), want) in cases {
         let got = lf.hypergeom_sf(k, n_pop, big_k, n).unwrap();
-        assert!(((got - want) / want).abs() < 1e-9, "P(X>={k}; N={n_pop},K={big_k},n={n}) = {got}, want {want}");
+        assert!(
+            ((got - want) / want).abs() < 1e-9,
+            "P(X>={k}; N={n_pop},K={big_k},n={n}) = {got}, want {want}"
+        );
     }
     // Impossible tails are 0, and an extreme one stays finite in log space.
     assert_eq!(lf.hypergeom_sf(4, 10, 3, 5).unwrap(), 0.0);
@@ -277,7 +314,10 @@ fn benjamini_hochberg_matches_hand_values() {
     }
     // Step-up monotonicity: a later smaller ratio pulls earlier ones down; capped at 1.
     let q = benjamini_hochberg(&[0.02, 0.021, 0.9, 1.0]);
-    assert!((q[0] - 0.042).abs() < 1e-12 && (q[1] - 0.042).abs() < 1e-12, "{q:?}");
+    assert!(
+        (q[0] - 0.042).abs() < 1e-12 && (q[1] - 0.042).abs() < 1e-12,
+        "{q:?}"
+    );
     assert!((q[2] - 1.0).abs() < 1e-12 && q[3] == 1.0, "{q:?}");
 }
 
@@ -286,7 +326,10 @@ fn enrichment_ranks_the_right_term_and_exclusion_removes_same_gene_terms() {
     let o = Ontology::parse_obo(OBO, Path::new("t.obo")).unwrap();
     let a = Annotations::parse_gaf(&gaf(), Path::new("t.gaf"), &o).unwrap();
     let q = a.resolve(&["XPA", "ERCC4"]).genes;
-    let opts = EnrichOptions { alpha: 1.0, ..EnrichOptions::default() };
+    let opts = EnrichOptions {
+        alpha: 1.0,
+        ..EnrichOptions::default()
+    };
     let e = enrichment::enrich(&o, &a, &q, &opts).unwrap();
     assert_eq!(e.query_size, 2);
     assert_eq!(e.background, 9);
@@ -298,11 +341,23 @@ fn enrichment_ranks_the_right_term_and_exclusion_removes_same_gene_terms() {
     let ner = o.find("GO:0006289").unwrap();
     let same = enrichment::same_gene_terms(&a, &o, ner);
     assert_eq!(same, vec![ner]);
-    let ex = EnrichOptions { exclude: same, ..opts };
+    let ex = EnrichOptions {
+        exclude: same,
+        ..opts
+    };
     let e2 = enrichment::enrich(&o, &a, &q, &ex).unwrap();
     assert!(e2.terms.iter().all(|t| t.id != "GO:0006289"));
     assert_eq!(e2.terms[0].id, "GO:0006281");
-    assert!(enrichment::enrich(&o, &a, &q, &EnrichOptions { alpha: 0.0, ..EnrichOptions::default() }).is_err());
+    assert!(enrichment::enrich(
+        &o,
+        &a,
+        &q,
+        &EnrichOptions {
+            alpha: 0.0,
+            ..EnrichOptions::default()
+        }
+    )
+    .is_err());
 }
 
 /// A backend answering from a script keyed on the prompt, recording every request.
@@ -315,9 +370,18 @@ impl Scripted {
     fn answer(&self, req: &ChatRequest) -> Vec<String> {
         let u = &req.messages.last().unwrap().content;
         let n = req.params.n;
-        let j = |s: &str| format!("{{\"process\": \"{s}\", \"relation\": \"is_a\", \"reason\": \"r\"}}");
+        let j = |s: &str| {
+            format!("{{\"process\": \"{s}\", \"relation\": \"is_a\", \"reason\": \"r\"}}")
+        };
         if u.contains("as general as possible") {
-            let base = [j("DNA repair"), j("DNA repair"), j("cell cycle"), j("dna  repair"), j("apoptosis"), "garbage {".into()];
+            let base = [
+                j("DNA repair"),
+                j("DNA repair"),
+                j("cell cycle"),
+                j("dna  repair"),
+                j("apoptosis"),
+                "garbage {".into(),
+            ];
             return (0..n).map(|i| base[i % base.len()].clone()).collect();
         }
         if u.contains("Vote for") {
@@ -325,12 +389,22 @@ impl Scripted {
             return vec!["{\"best\": [3, 2]}".into(); n];
         }
         if u.contains("how specific") {
-            let r = if self.stop_cell_cycle && u.contains("\"cell cycle\"") { 9 } else { 3 };
+            let r = if self.stop_cell_cycle && u.contains("\"cell cycle\"") {
+                9
+            } else {
+                3
+            };
             return vec![format!("{{\"specificity\": {r}}}"); n];
         }
         if u.contains("Which candidate") {
             return (0..n)
-                .map(|i| if i == 0 { j("cell cycle") } else { j("intrinsic apoptotic signaling pathway") })
+                .map(|i| {
+                    if i == 0 {
+                        j("cell cycle")
+                    } else {
+                        j("intrinsic apoptotic signaling pathway")
+                    }
+                })
                 .collect();
         }
         if u.contains("more specific than \"cell cycle\"") {
@@ -347,15 +421,25 @@ impl ChatModel for Scripted {
     fn name(&self) -> String {
         "scripted".into()
     }
-    fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, tessera_llm::Result<ChatResponse>> {
+    fn chat<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+    ) -> BoxFuture<'a, tessera_llm::Result<ChatResponse>> {
         self.log.lock().unwrap().push(req.clone());
         let texts = self.answer(req);
         Box::pin(std::future::ready(Ok(ChatResponse {
             model: "scripted".into(),
-            usage: Usage { prompt_tokens: 10, completion_tokens: 5 * texts.len() },
+            usage: Usage {
+                prompt_tokens: 10,
+                completion_tokens: 5 * texts.len(),
+            },
             choices: texts
                 .into_iter()
-                .map(|text| Choice { text, finish_reason: "stop".into(), logprobs: None })
+                .map(|text| Choice {
+                    text,
+                    finish_reason: "stop".into(),
+                    logprobs: None,
+                })
                 .collect(),
         })))
     }
@@ -364,30 +448,58 @@ impl ChatModel for Scripted {
 fn graph_setup(stop: bool) -> (Ontology, TermIndex, Scripted) {
     let o = Ontology::parse_obo(OBO, Path::new("t.obo")).unwrap();
     let idx = TermIndex::build(&o, &Bow, None).unwrap();
-    (o, idx, Scripted { log: Mutex::new(vec![]), stop_cell_cycle: stop })
+    (
+        o,
+        idx,
+        Scripted {
+            log: Mutex::new(vec![]),
+            stop_cell_cycle: stop,
+        },
+    )
 }
 
 #[test]
 fn thought_graph_groups_votes_and_selects() {
     let (o, idx, model) = graph_setup(false);
-    let cfg = ThoughtGraphConfig { layers: 2, samples: 6, voters: 5, final_samples: 5, ..Default::default() };
-    let genes: Vec<String> = ["TP53", "CDK1", "BAX"].iter().map(|s| s.to_string()).collect();
+    let cfg = ThoughtGraphConfig {
+        layers: 2,
+        samples: 6,
+        voters: 5,
+        final_samples: 5,
+        ..Default::default()
+    };
+    let genes: Vec<String> = ["TP53", "CDK1", "BAX"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let g = thought_graph::run(&cfg, &genes, &model, &Bow, &o, &idx).unwrap();
     let l1: Vec<_> = g.nodes.iter().filter(|n| n.layer == 1).collect();
     assert_eq!(l1.len(), 3, "top-3 groups");
     assert_eq!(l1[0].name, "DNA repair");
-    assert_eq!(l1[0].group_size, 3, "`DNA repair` x2 and `dna  repair` grouped");
+    assert_eq!(
+        l1[0].group_size, 3,
+        "`DNA repair` x2 and `dna  repair` grouped"
+    );
     assert_eq!(g.unparsed, 1);
     assert_eq!((l1[0].votes, l1[1].votes, l1[2].votes), (0, 5, 5));
     assert_eq!(l1[1].value, 5);
-    assert!(!l1[0].selected && l1[1].selected && l1[2].selected, "value = votes x group size picks 2 and 3");
-    assert_eq!(l1[0].go_id, "GO:0006281", "nodes link to their nearest GO term");
+    assert!(
+        !l1[0].selected && l1[1].selected && l1[2].selected,
+        "value = votes x group size picks 2 and 3"
+    );
+    assert_eq!(
+        l1[0].go_id, "GO:0006281",
+        "nodes link to their nearest GO term"
+    );
     let l2: Vec<_> = g.nodes.iter().filter(|n| n.layer == 2).collect();
     assert_eq!(l2.len(), 2);
     assert_eq!(l2[0].parent, Some(l1[1].id));
     assert_eq!(l2[0].name, "mitotic cell cycle");
     assert_eq!(l2[1].relation.as_deref(), Some("is_a"));
-    assert_eq!(g.final_name, "intrinsic apoptotic signaling pathway", "majority of the final samples");
+    assert_eq!(
+        g.final_name, "intrinsic apoptotic signaling pathway",
+        "majority of the final samples"
+    );
     assert_eq!(g.final_node, Some(l2[1].id));
     let log = model.log.lock().unwrap();
     // Layer 1: one request with n = samples, one vote request; layer 2: two requests (no vote: 2 <= select);
@@ -417,10 +529,26 @@ fn specificity_stop_keeps_a_specific_node_from_expanding() {
     let g = thought_graph::run(&cfg, &genes, &model, &Bow, &o, &idx).unwrap();
     let cc = g.nodes.iter().find(|n| n.name == "cell cycle").unwrap();
     assert_eq!(cc.specificity, Some(9));
-    assert!(g.nodes.iter().all(|n| n.parent != Some(cc.id)), "a node rated >= 8 is not expanded");
-    assert!(g.nodes.iter().any(|n| n.name == "intrinsic apoptotic signaling pathway"));
-    assert!(ThoughtGraphConfig { samples: 0, ..Default::default() }.validate().is_err());
-    assert!(ThoughtGraphConfig { stop_specificity: Some(11), ..Default::default() }.validate().is_err());
+    assert!(
+        g.nodes.iter().all(|n| n.parent != Some(cc.id)),
+        "a node rated >= 8 is not expanded"
+    );
+    assert!(g
+        .nodes
+        .iter()
+        .any(|n| n.name == "intrinsic apoptotic signaling pathway"));
+    assert!(ThoughtGraphConfig {
+        samples: 0,
+        ..Default::default()
+    }
+    .validate()
+    .is_err());
+    assert!(ThoughtGraphConfig {
+        stop_specificity: Some(11),
+        ..Default::default()
+    }
+    .validate()
+    .is_err());
 }
 
 #[test]
@@ -437,17 +565,32 @@ fn evaluation_reports_unknown_genes_resumes_and_refuses_other_settings() {
          GO:0006915,\"CASP3 BAX TP53\",3,\"apoptotic process\"\nGO:0000278,CDK1 CCNB1,2,mitotic cell cycle\n",
     )
     .unwrap();
-    let paths = DataPaths { ontology: obo, annotations: gaf_p };
+    let paths = DataPaths {
+        ontology: obo,
+        annotations: gaf_p,
+    };
     let res = Resources::with_embedder(&paths, Box::new(Bow), None).unwrap();
-    let model = Scripted { log: Mutex::new(vec![]), stop_cell_cycle: false };
+    let model = Scripted {
+        log: Mutex::new(vec![]),
+        stop_cell_cycle: false,
+    };
     let out = dir.path().join("run");
     let cfg = BioEvalConfig {
         gene_sets: Some(csv.clone()),
         data: Some(paths.clone()),
         limit: 2,
         methods: vec![Method::Gsea, Method::ThoughtGraph],
-        thought_graph: ThoughtGraphConfig { layers: 2, samples: 3, voters: 2, final_samples: 2, ..Default::default() },
-        enrich: EnrichOptions { alpha: 1.0, ..EnrichOptions::default() },
+        thought_graph: ThoughtGraphConfig {
+            layers: 2,
+            samples: 3,
+            voters: 2,
+            final_samples: 2,
+            ..Default::default()
+        },
+        enrich: EnrichOptions {
+            alpha: 1.0,
+            ..EnrichOptions::default()
+        },
         out: Some(out.clone()),
         ..BioEvalConfig::default()
     };
@@ -455,18 +598,45 @@ fn evaluation_reports_unknown_genes_resumes_and_refuses_other_settings() {
     assert_eq!(r.gene_sets, 2);
     assert_eq!(r.records[0].unknown, ["NOTAGENE"]);
     assert_eq!(r.unknown_genes, 1);
-    assert_eq!(r.records[0].outcomes["gsea"].prediction, "nucleotide-excision repair");
-    assert!((r.records[0].outcomes["gsea"].score.cosine - 1.0).abs() < 1e-5, "the gold term leaks in");
-    assert_ne!(r.records[0].outcomes["gsea_excluding_gold"].prediction, "nucleotide-excision repair");
-    assert!(r.thought_graph_cosine.is_some() && r.thought_graph_best_cosine.unwrap() >= r.thought_graph_cosine.unwrap());
+    assert_eq!(
+        r.records[0].outcomes["gsea"].prediction,
+        "nucleotide-excision repair"
+    );
+    assert!(
+        (r.records[0].outcomes["gsea"].score.cosine - 1.0).abs() < 1e-5,
+        "the gold term leaks in"
+    );
+    assert_ne!(
+        r.records[0].outcomes["gsea_excluding_gold"].prediction,
+        "nucleotide-excision repair"
+    );
+    assert!(
+        r.thought_graph_cosine.is_some()
+            && r.thought_graph_best_cosine.unwrap() >= r.thought_graph_cosine.unwrap()
+    );
     assert!(r.zero_shot_cosine.is_none());
     let v = serde_json::to_value(&r).unwrap();
-    for k in ["gsea_cosine", "gsea_cosine_excluding_gold", "thought_graph_cosine", "thought_graph_best_cosine", "zero_shot_cosine", "cost_per_set"] {
+    for k in [
+        "gsea_cosine",
+        "gsea_cosine_excluding_gold",
+        "thought_graph_cosine",
+        "thought_graph_best_cosine",
+        "zero_shot_cosine",
+        "cost_per_set",
+    ] {
         assert!(v.get(k).is_some(), "{k}");
     }
     let calls = model.log.lock().unwrap().len();
     // Resume: a larger limit runs only the new set; the journal answers the first two.
-    let r2 = eval::run_with(&BioEvalConfig { limit: 3, ..cfg.clone() }, &res, Some(&model)).unwrap();
+    let r2 = eval::run_with(
+        &BioEvalConfig {
+            limit: 3,
+            ..cfg.clone()
+        },
+        &res,
+        Some(&model),
+    )
+    .unwrap();
     assert_eq!((r2.gene_sets, r2.resumed), (3, 2));
     assert!(model.log.lock().unwrap().len() > calls);
     // Read back from the journal: the same answers (floats may differ in the last bit through JSON).
@@ -474,14 +644,55 @@ fn evaluation_reports_unknown_genes_resumes_and_refuses_other_settings() {
         assert_eq!((a.index, &a.unknown), (b.index, &b.unknown));
         for (k, o) in &b.outcomes {
             assert_eq!(a.outcomes[k].prediction, o.prediction, "{k}");
-            assert!((a.outcomes[k].score.cosine - o.score.cosine).abs() < 1e-12, "{k}");
+            assert!(
+                (a.outcomes[k].score.cosine - o.score.cosine).abs() < 1e-12,
+                "{k}"
+            );
         }
     }
     // Other settings in the same folder are refused.
-    let other = BioEvalConfig { thought_graph: ThoughtGraphConfig { samples: 4, ..cfg.thought_graph.clone() }, ..cfg.clone() };
+    let other = BioEvalConfig {
+        thought_graph: ThoughtGraphConfig {
+            samples: 4,
+            ..cfg.thought_graph.clone()
+        },
+        ..cfg.clone()
+    };
     let e = eval::run_with(&other, &res, Some(&model)).unwrap_err();
     assert!(e.to_string().contains("different settings"), "{e}");
     // An LLM method without a backend is a clear error.
     let no_model = BioEvalConfig { out: None, ..cfg };
-    assert!(eval::run_with(&no_model, &res, None).unwrap_err().to_string().contains("chat backend"));
+    assert!(eval::run_with(&no_model, &res, None)
+        .unwrap_err()
+        .to_string()
+        .contains("chat backend"));
+}
+
+#[test]
+fn local_backend_decodes_n_samples_as_one_batch_job() {
+    // The Thought Graph asks for its s samples in one request with n = s; the local backend runs them as one
+    // engine job (one left-padded batch), not s jobs.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("tiny.gguf");
+    tessera_lm::testing::write_tiny_gguf(&p, 5).unwrap();
+    let chat = tessera_llm::LocalChat::new(tessera_lm::load(&p).unwrap(), "tiny").unwrap();
+    let req = ChatRequest::user("hi").with_params(tessera_llm::ChatParams {
+        n: 4,
+        temperature: 1.0,
+        max_tokens: 6,
+        seed: Some(3),
+        ..Default::default()
+    });
+    let r = tessera_llm::blocking::chat(&chat, &req).unwrap();
+    assert_eq!(r.choices.len(), 4);
+    let st = chat.engine().stats();
+    assert_eq!(st.completed, 1, "one job for four samples: {st:?}");
+    assert_eq!(st.split_jobs, 0);
+    assert_eq!(st.generated_tokens as usize, r.usage.completion_tokens);
+    let distinct: std::collections::HashSet<&str> =
+        r.choices.iter().map(|c| c.text.as_str()).collect();
+    assert!(
+        distinct.len() > 1,
+        "rows sample independently: {distinct:?}"
+    );
 }

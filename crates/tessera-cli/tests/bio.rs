@@ -30,7 +30,13 @@ fn minilm_present() -> bool {
 fn fixtures(dir: &Path) {
     std::fs::write(dir.join("go.obo"), OBO).unwrap();
     let mut gaf = String::from("!gaf-version: 2.2\n");
-    for (s, g) in [("XPA", "GO:0006289"), ("ERCC4", "GO:0006289"), ("OGG1", "GO:0006281"), ("CASP3", "GO:0006915"), ("BAX", "GO:0006915")] {
+    for (s, g) in [
+        ("XPA", "GO:0006289"),
+        ("ERCC4", "GO:0006289"),
+        ("OGG1", "GO:0006281"),
+        ("CASP3", "GO:0006915"),
+        ("BAX", "GO:0006915"),
+    ] {
         gaf += &gaf_row(s, g);
     }
     std::fs::write(dir.join("h.gaf"), gaf).unwrap();
@@ -52,7 +58,18 @@ fn eval_json_has_the_contract_keys_and_reports_unknown_genes() {
     let d = dir.path();
     let v = run_json(
         tessera()
-            .args(["bio", "eval", "--methods", "gsea", "--limit", "2", "--json", "--ontology"])
+            .args([
+                "bio",
+                "eval",
+                "--methods",
+                "gsea",
+                "--limit",
+                "2",
+                "--alpha",
+                "1",
+                "--json",
+                "--ontology",
+            ])
             .arg(d.join("go.obo"))
             .arg("--annotations")
             .arg(d.join("h.gaf"))
@@ -85,25 +102,47 @@ fn eval_json_has_the_contract_keys_and_reports_unknown_genes() {
     assert_eq!(v["unknown_genes"], 1);
     assert_eq!(v["records"][0]["unknown"][0], "NOTAGENE");
     assert!(v["thought_graph_cosine"].is_null(), "not run");
-    assert!(v["gsea_cosine"].as_f64().unwrap() > 0.99, "the gold term itself is the best match");
+    assert!(
+        v["gsea_cosine"].as_f64().unwrap() > 0.99,
+        "the gold term itself is the best match"
+    );
     assert!(d.join("run/records.jsonl").is_file());
 }
 
 #[test]
-fn name_runs_the_graph_on_a_tiny_model_and_writes_the_svg() {
-    if !minilm_present() {
+fn name_runs_the_graph_on_smollm2_and_writes_the_svg() {
+    let smol = tessera_core::assets::find_model("smollm2-135m").is_some_and(|a| a.is_present());
+    if !minilm_present() || !smol {
+        assert!(
+            std::env::var_os("TESSERA_REQUIRE_ASSETS").is_none(),
+            "smollm2-135m missing"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     fixtures(dir.path());
     let d = dir.path();
-    let model = d.join("tiny.gguf");
-    tessera_lm::testing::write_tiny_gguf(&model, 5).unwrap();
     let v = run_json(
         tessera()
-            .args(["bio", "name", "--genes", "XPA,ERCC4,NOTAGENE", "--layers", "2", "--samples", "2", "--voters", "2", "--json"])
-            .arg("--backend")
-            .arg(format!("local:{}", model.display()))
+            .args([
+                "bio",
+                "name",
+                "--genes",
+                "XPA,ERCC4,NOTAGENE",
+                "--layers",
+                "2",
+                "--samples",
+                "2",
+                "--voters",
+                "2",
+            ])
+            .args([
+                "--max-tokens",
+                "40",
+                "--backend",
+                "local:smollm2-135m",
+                "--json",
+            ])
             .arg("--ontology")
             .arg(d.join("go.obo"))
             .arg("--annotations")
@@ -126,7 +165,10 @@ fn bad_input_fails_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     fixtures(dir.path());
     let d = dir.path();
-    let out = tessera().args(["bio", "eval", "--methods", "gsea,nonsense"]).output().unwrap();
+    let out = tessera()
+        .args(["bio", "eval", "--methods", "gsea,nonsense"])
+        .output()
+        .unwrap();
     assert_clean_failure(&out, "nonsense");
     let out = tessera()
         .args(["bio", "eval", "--methods", "gsea", "--ontology"])
@@ -136,10 +178,21 @@ fn bad_input_fails_in_one_line() {
         .output()
         .unwrap();
     assert_clean_failure(&out, "missing.gaf");
-    let out = tessera().args(["bio", "eval", "--limit", "0"]).output().unwrap();
+    let out = tessera()
+        .args(["bio", "eval", "--limit", "0"])
+        .output()
+        .unwrap();
     assert_clean_failure(&out, "limit");
     let out = tessera()
-        .args(["bio", "name", "--genes", "XPA", "--samples", "0", "--ontology"])
+        .args([
+            "bio",
+            "name",
+            "--genes",
+            "XPA",
+            "--samples",
+            "0",
+            "--ontology",
+        ])
         .arg(d.join("go.obo"))
         .arg("--annotations")
         .arg(d.join("h.gaf"))

@@ -23,7 +23,11 @@ pub struct BenchArgs {
     #[arg(long, default_value = "local:smollm2-135m")]
     pub backend: String,
     /// Gene symbols in the prompt, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "OGG1,ERCC5,XPA,ERCC4,NTHL1")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "OGG1,ERCC5,XPA,ERCC4,NTHL1"
+    )]
     pub genes: Vec<String>,
     /// Samples s.
     #[arg(long, default_value_t = 15)]
@@ -66,6 +70,9 @@ pub struct Common {
     /// Stop expanding a node the model rates at least this specific (1-10).
     #[arg(long)]
     pub stop_specificity: Option<u8>,
+    /// Token limit of one Thought Graph proposal.
+    #[arg(long, default_value_t = 96)]
+    pub max_tokens: usize,
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -80,6 +87,7 @@ impl Common {
             final_samples: self.final_samples.unwrap_or(self.samples),
             stop_specificity: self.stop_specificity,
             seed: self.seed,
+            max_tokens: self.max_tokens,
             ..ThoughtGraphConfig::default()
         }
     }
@@ -118,11 +126,21 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 0)]
     pub offset: usize,
     /// Methods, comma-separated: gsea, zero-shot, few-shot, cot, thought-graph.
-    #[arg(long, value_delimiter = ',', default_value = "gsea,zero-shot,few-shot,cot,thought-graph")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "gsea,zero-shot,few-shot,cot,thought-graph"
+    )]
     pub methods: Vec<Method>,
     /// Gene-set CSV (default: shared/data/thought_graph/1000_selected_go_terms.csv).
     #[arg(long)]
     pub gene_sets: Option<PathBuf>,
+    /// Over-representation: significance threshold on the BH-adjusted p-value.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Over-representation: terms scored per gene set.
+    #[arg(long, default_value_t = 15)]
+    pub top: usize,
     /// Folder for the per-gene-set journal; a rerun with the same folder resumes.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -144,7 +162,13 @@ pub fn run(ctx: &Ctx, c: BioCmd) -> anyhow::Result<()> {
 
 fn bench(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
     let model = tessera_llm::spec::open(&a.backend, ctx.offline)?;
-    let r = tessera_bio::bench::bench_samples(model.as_ref(), &a.genes, a.samples, a.max_tokens, a.repeats)?;
+    let r = tessera_bio::bench::bench_samples(
+        model.as_ref(),
+        &a.genes,
+        a.samples,
+        a.max_tokens,
+        a.repeats,
+    )?;
     if a.json {
         print_json(&serde_json::to_value(&r)?);
     } else {
@@ -175,11 +199,20 @@ fn name(ctx: &Ctx, a: NameArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if !r.resolved.unknown.is_empty() {
-        println!("unknown symbols (skipped): {}", r.resolved.unknown.join(", "));
+        println!(
+            "unknown symbols (skipped): {}",
+            r.resolved.unknown.join(", ")
+        );
     }
     println!("name: {}", r.name);
     for n in &r.graph.nodes {
-        let mark = if Some(n.id) == r.graph.final_node { "*" } else if n.selected { "+" } else { " " };
+        let mark = if Some(n.id) == r.graph.final_node {
+            "*"
+        } else if n.selected {
+            "+"
+        } else {
+            " "
+        };
         println!(
             "{}{mark} {} [group {}, votes {}; nearest {} {} ({:.2})]",
             "  ".repeat(n.layer - 1),
@@ -192,7 +225,10 @@ fn name(ctx: &Ctx, a: NameArgs) -> anyhow::Result<()> {
         );
     }
     let c = r.graph.cost;
-    println!("{} calls, {} completions, {} + {} tokens", c.calls, c.completions, c.prompt_tokens, c.completion_tokens);
+    println!(
+        "{} calls, {} completions, {} + {} tokens",
+        c.calls, c.completions, c.prompt_tokens, c.completion_tokens
+    );
     Ok(())
 }
 
@@ -205,6 +241,11 @@ fn eval(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
         methods: a.methods,
         backend: a.common.backend.clone(),
         thought_graph: a.common.graph(),
+        enrich: tessera_bio::enrichment::EnrichOptions {
+            alpha: a.alpha,
+            top: a.top,
+            ..Default::default()
+        },
         out: a.out,
         offline: ctx.offline,
         ..BioEvalConfig::default()
@@ -217,22 +258,40 @@ fn eval(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
     println!("{} gene sets, embedder {}", r.gene_sets, r.embedder);
     for (label, c, p) in [
         ("gsea (gold leaks in)", r.gsea_cosine, r.gsea_percentile),
-        ("gsea excluding gold", r.gsea_cosine_excluding_gold, r.gsea_percentile_excluding_gold),
+        (
+            "gsea excluding gold",
+            r.gsea_cosine_excluding_gold,
+            r.gsea_percentile_excluding_gold,
+        ),
         ("zero-shot", r.zero_shot_cosine, r.zero_shot_percentile),
         ("few-shot", r.few_shot_cosine, r.few_shot_percentile),
         ("cot", r.cot_cosine, r.cot_percentile),
-        ("thought graph final", r.thought_graph_cosine, r.thought_graph_percentile),
-        ("thought graph best", r.thought_graph_best_cosine, r.thought_graph_best_percentile),
+        (
+            "thought graph final",
+            r.thought_graph_cosine,
+            r.thought_graph_percentile,
+        ),
+        (
+            "thought graph best",
+            r.thought_graph_best_cosine,
+            r.thought_graph_best_percentile,
+        ),
     ] {
         println!("{label:<22} cosine {:>6}  percentile {:>6}", f(c), f(p));
     }
     for (k, c) in &r.cost_per_set {
-        println!("{k:<22} {:.1} calls, {:.0} + {:.0} tokens per set", c.calls, c.prompt_tokens, c.completion_tokens);
+        println!(
+            "{k:<22} {:.1} calls, {:.0} + {:.0} tokens per set",
+            c.calls, c.prompt_tokens, c.completion_tokens
+        );
     }
     Ok(())
 }
 
 /// The `bio` section of `tessera tour`.
-pub fn tour(ctx: &Ctx, dir: &tessera_core::record::RunDir) -> anyhow::Result<Option<tessera_core::report::TourSection>> {
+pub fn tour(
+    ctx: &Ctx,
+    dir: &tessera_core::record::RunDir,
+) -> anyhow::Result<Option<tessera_core::report::TourSection>> {
     Ok(Some(tessera_bio::tour::tour(dir, ctx.offline)?))
 }
