@@ -64,9 +64,9 @@ pub fn clean_name(s: &str) -> Option<String> {
             .trim_start_matches(|c: char| {
                 matches!(c, '-' | '*' | '#' | '>' | '•') || c.is_whitespace()
             })
-            .trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '*' | '_') || c.is_whitespace());
+            .trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '*' | '_') || c.is_whitespace())
+            .trim_end_matches(['.', ',', ';', ':']);
     }
-    let t = t.trim_end_matches(['.', ',', ';', ':']).trim();
     let t: String = t.split_whitespace().collect::<Vec<_>>().join(" ");
     if t.is_empty() || t.chars().count() > MAX_NAME_CHARS || !t.chars().any(char::is_alphabetic) {
         return None;
