@@ -50,6 +50,9 @@ enum Cmd {
     Bench(BenchCmd),
     /// Run every finished system at small scale and write a report under runs/.
     Tour(tour::TourArgs),
+    /// Gene-set naming over the Gene Ontology (Thought Graph, enrichment and LLM baselines).
+    #[command(subcommand)]
+    Bio(cmd::bio::BioCmd),
     /// Sentence embeddings (all-MiniLM-L6-v2) and pairwise cosines.
     Embed(cmd::embed::EmbedArgs),
     /// Zeroth-order fine-tuning benchmark (ZO-Bench, MeZO): train, memory.
@@ -117,6 +120,7 @@ fn main() {
             BenchCmd::Skip(a) => cmd::skip::bench_cmd(&ctx, a),
         },
         Cmd::Tour(a) => tour::run(&ctx, a),
+        Cmd::Bio(c) => cmd::bio::run(&ctx, c),
         Cmd::Embed(a) => cmd::embed::run(&ctx, a),
         Cmd::Export(a) => cmd::export::run(&ctx, a),
         Cmd::Skip(c) => cmd::skip::run(&ctx, c),

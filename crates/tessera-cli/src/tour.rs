@@ -38,6 +38,7 @@ const SYSTEMS: &[(&str, SectionFn)] = &[
         Ok(Some(tessera_qnewton::tour::tour(d, c.offline)?))
     }),
     ("prune", |c, d| Ok(Some(tessera_prune::tour::tour(d, c.offline)?))),
+    ("bio", cmd::bio::tour),
 ];
 
 /// Runs the tour.

@@ -4,6 +4,7 @@ pub mod assets;
 pub mod bench_arena;
 pub mod bench_graph;
 pub mod bench_train;
+pub mod bio;
 pub mod embed;
 pub mod export;
 pub mod graph;
