@@ -1,6 +1,7 @@
 //! Per-system command glue: argument structs and thin calls into the library crates.
 pub mod arena;
 pub mod assets;
+pub mod bench_sparse;
 pub mod bench_train;
 pub mod embed;
 pub mod export;
