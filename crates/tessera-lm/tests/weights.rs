@@ -94,7 +94,16 @@ fn quantized_path_top1_agrees_with_candle_quantized_llama() {
     }
     let full = all_logits(&m, &toks).get(63).unwrap();
     let last = Tensor::from_vec(last, full.dims(), &Device::Cpu).unwrap();
-    assert!(max_abs_diff(&full, &last) <= 1e-3 * scale(&full));
+    // Activation quantization turns the f32 summation-order differences between a batched and a cached pass
+    // into occasional one-step rounding flips, so the tolerance is that of 8-bit activations, not of f32.
+    let d = max_abs_diff(&full, &last);
+    eprintln!(
+        "cached vs full forward on the blocks: max |Δ| {d} of scale {}",
+        scale(&full)
+    );
+    assert!(d <= 2e-2 * scale(&full), "{d}");
+    let am = |t: &Tensor| t.argmax(0).unwrap().to_scalar::<u32>().unwrap();
+    assert_eq!(am(&full), am(&last));
 }
 
 #[test]
