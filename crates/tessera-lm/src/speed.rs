@@ -389,6 +389,9 @@ fn llama_cpp_row(
     }
 }
 
+/// Reads one figure of a run.
+type Figure = fn(&DecodeSpeed) -> Option<f64>;
+
 /// Runs our engine once in its own process ([`WorkerCommand`]) on `model` in representation `dtype`.
 pub fn run_worker(
     worker: &WorkerCommand,
@@ -527,7 +530,7 @@ pub fn bench_decode(cfg: &DecodeBenchConfig, worker: &WorkerCommand) -> Result<D
     let mut ratios = Vec::new();
     let mut pair = |engine: &str, baseline: &str| {
         if let (Some(a), Some(b)) = (runs_of(engine), runs_of(baseline)) {
-            let figs: [(&str, fn(&DecodeSpeed) -> Option<f64>); 3] = [
+            let figs: [(&str, Figure); 3] = [
                 ("decode_tokens_per_s", |s| Some(s.decode_tokens_per_s)),
                 ("prompt_tokens_per_s", |s| Some(s.prompt_tokens_per_s)),
                 ("peak_rss_mb", |s| s.peak_rss_mb),
