@@ -73,6 +73,8 @@ enum Cmd {
 enum BenchCmd {
     /// Prompt and decode speed of the runtime against llama.cpp.
     Decode(cmd::lm::BenchDecodeArgs),
+    /// Decode speed and peak memory of a pruned model: dense f32 vs compressed sparse weights.
+    Sparse(cmd::bench_sparse::BenchSparseArgs),
     /// Throughput and latency of `tessera serve`.
     Serve(cmd::serve::BenchServeArgs),
     /// MCTS simulations per second, against OpenSpiel.
@@ -112,6 +114,7 @@ fn main() {
         Cmd::Qnewton(c) => cmd::qnewton::run(&ctx, c),
         Cmd::Bench(b) => match b {
             BenchCmd::Decode(a) => cmd::lm::bench_decode(&ctx, a),
+            BenchCmd::Sparse(a) => cmd::bench_sparse::bench(&ctx, a),
             BenchCmd::Lora(a) => cmd::lm::bench_lora(&ctx, a),
             BenchCmd::Perturb(a) => cmd::bench_train::bench_perturb(&ctx, a),
             BenchCmd::Serve(a) => cmd::serve::bench(&ctx, a),

@@ -14,6 +14,7 @@
 //!   [`perplexity::perplexity`].
 #![deny(missing_docs)]
 
+pub mod bench_sparse;
 pub mod bench_train;
 pub mod checkpoint;
 pub mod commands;

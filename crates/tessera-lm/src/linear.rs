@@ -442,7 +442,7 @@ impl Linear {
     pub fn from_compact(c: CompactWeights, keep: Option<Var>) -> Result<Self> {
         let (out, inp) = c.dims();
         let weight = match keep {
-            Some(v) if v.dims() == [out, inp] => v,
+            Some(v) if v.dims() == [out, inp] || v.dims() == [0, inp] => v,
             Some(v) => {
                 return Err(LmError::MaskShape {
                     expected: vec![out, inp],
@@ -454,6 +454,27 @@ impl Linear {
         let mut l = Linear::new(weight);
         l.compact = Some(c);
         Ok(l)
+    }
+    /// Rows `ids` of the weight in f32, `[ids.len(), in]` (an embedding lookup in a tied head; dequantized from
+    /// the compact form when there is one). Ids must be below `out`.
+    pub fn lookup_rows(&self, ids: &[u32]) -> Result<Tensor> {
+        let (out, inp) = self.dims();
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= out) {
+            return Err(LmError::Invalid(format!("row {bad} >= {out}")));
+        }
+        match &self.compact {
+            Some(c) if self.weight.dims()[0] != out => {
+                let mut v = vec![0f32; ids.len() * inp];
+                for (o, &i) in v.chunks_exact_mut(inp).zip(ids) {
+                    c.decode_row(i as usize, o);
+                }
+                Ok(Tensor::from_vec(v, (ids.len(), inp), &Device::Cpu)?)
+            }
+            _ => {
+                let idx = Tensor::from_slice(ids, ids.len(), self.weight.device())?;
+                Ok(self.weight.as_tensor().detach().index_select(&idx, 0)?)
+            }
+        }
     }
     /// The compact inference representation, when the layer has one.
     pub fn compact(&self) -> Option<&CompactWeights> {

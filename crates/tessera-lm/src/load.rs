@@ -96,9 +96,9 @@ fn gguf_blocks(g: &GgufFile, name: &str, force: bool) -> Result<Option<QMatrix>>
 
 /// Loads a GGUF file for inference on its own blocks: every projection stays in the file's Q8_0 / Q4_0 / Q4_1
 /// blocks (Q/K rows reordered whole), other block types are requantized to Q8_0, F32/F16 projections stay f32;
-/// the head is Q8_0 (the file's `token_embd` / `output` blocks when they are Q8_0), the embedding table f32 for
-/// lookups (tied: the head keeps it as its `Var`). Tensor bytes are read, not mapped, so resident memory is the
-/// blocks plus the embedding.
+/// the head is Q8_0 (the file's `token_embd` / `output` blocks when they are Q8_0). A tied head on Q8_0 blocks
+/// also serves the embedding lookups (no f32 table; [`Llama::embed`] is an empty placeholder), otherwise the
+/// embedding is an f32 table. Tensor bytes are read, not mapped, so resident memory is about the file's size.
 pub fn load_gguf_blocks(path: &Path) -> Result<Llama> {
     let g = GgufFile::open(path)?;
     let cfg = LlamaConfig::from_gguf(&g)?;
@@ -119,11 +119,18 @@ pub fn load_gguf_blocks(path: &Path) -> Result<Llama> {
         QMatrix::quantize_q8_0(&q.dequantize(), r, c)
     };
     let emb_q = gguf_blocks(&g, "token_embd.weight", false)?;
-    let emb_f32 = match &emb_q {
-        Some(q) => Tensor::from_vec(q.dequantize(), (v, h), &Device::Cpu)?,
-        None => g.tensor_f32("token_embd.weight")?,
+    let tied = !g.tensors.contains_key("output.weight");
+    // Tied with Q8_0 blocks: no f32 table at all, token rows are read from the head's blocks.
+    let (emb_f32, embed) = if tied && emb_q.as_ref().is_some_and(|q| q.format() == QFormat::Q8_0) {
+        (None, Var::zeros((0, h), DType::F32, &Device::Cpu)?)
+    } else {
+        let t = match &emb_q {
+            Some(q) => Tensor::from_vec(q.dequantize(), (v, h), &Device::Cpu)?,
+            None => g.tensor_f32("token_embd.weight")?,
+        };
+        let var = Var::from_tensor(&t.to_dtype(DType::F32)?.contiguous()?)?;
+        (Some(t), var)
     };
-    let embed = Var::from_tensor(&emb_f32.to_dtype(DType::F32)?.contiguous()?)?;
     let norm_var = |name: &str| -> Result<Var> { Ok(Var::from_tensor(&g.tensor_f32(name)?)?) };
     let lin = |name: String, heads: Option<usize>| -> Result<Linear> {
         match gguf_blocks(&g, &name, false)? {
@@ -159,15 +166,15 @@ pub fn load_gguf_blocks(path: &Path) -> Result<Llama> {
             down: lin(format!("{p}.ffn_down.weight"), None)?,
         });
     }
-    let head = if g.tensors.contains_key("output.weight") {
+    let head = if !tied {
         let q = to_q8(gguf_blocks(&g, "output.weight", true)?.expect("forced"))?;
         Linear::from_compact(CompactWeights::Quantized(q), None)?
     } else {
         let q = match emb_q {
             Some(q) => to_q8(q)?,
             None => {
-                let w: Vec<f32> = emb_f32.flatten_all()?.to_vec1()?;
-                QMatrix::quantize_q8_0(&w, v, h)?
+                let t = emb_f32.as_ref().expect("no blocks: the f32 table was read");
+                QMatrix::quantize_q8_0(&t.flatten_all()?.to_vec1::<f32>()?, v, h)?
             }
         };
         Linear::from_compact(CompactWeights::Quantized(q), Some(embed.clone()))?

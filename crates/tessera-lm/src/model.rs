@@ -368,11 +368,15 @@ impl Llama {
             }
             Ok(())
         };
-        check(
-            "embed_tokens".into(),
-            &embed,
-            &[c.vocab_size, c.hidden_size],
-        )?;
+        // An empty `0 × hidden` embedding is the placeholder of an inference-only model whose token rows are
+        // read from its (tied) compact head (`crate::weights`).
+        if embed.dims() != [0, c.hidden_size] {
+            check(
+                "embed_tokens".into(),
+                &embed,
+                &[c.vocab_size, c.hidden_size],
+            )?;
+        }
         check("norm".into(), &norm, &[c.hidden_size])?;
         if blocks.len() != c.num_hidden_layers {
             return Err(LmError::Invalid(format!(
@@ -471,7 +475,7 @@ impl Llama {
 
     /// Total parameter count.
     pub fn num_params(&self) -> usize {
-        let mut n = self.embed.elem_count() + self.norm.elem_count();
+        let mut n = self.config.vocab_size * self.config.hidden_size + self.norm.elem_count();
         for b in &self.blocks {
             n += b.attn_norm.elem_count() + b.ffn_norm.elem_count();
             n += b
@@ -640,6 +644,14 @@ impl Llama {
                 "token id {max} >= vocabulary size {}",
                 self.config.vocab_size
             )));
+        }
+        if self.embed.dims()[0] == 0 {
+            let rows: Vec<u32> = flat.to_vec1()?;
+            return Ok(self.lm_head.lookup_rows(&rows)?.reshape((
+                b,
+                t,
+                self.config.hidden_size,
+            ))?);
         }
         Ok(param(&self.embed, train).index_select(&flat, 0)?.reshape((
             b,

@@ -211,15 +211,19 @@ impl QMatrix {
     }
 }
 
-/// One activation row quantized to 8 bits per block of 32: `x_j ≈ d[b] · q[j]`, `sum[b] = Σ_{j ∈ b} q[j]`.
+/// One activation row quantized to 8 bits per block of 32: `x_j ≈ d[b] · q[j]`, `sum[b] = Σ_{j ∈ b} q[j]`,
+/// `s[b] ≈ d[b] · sum[b]`. As in ggml's Q8_0 / Q8_1 activation blocks, the scale and the scaled sum are rounded to
+/// f16 (so the products track llama.cpp's to the last bit of the scales).
 #[derive(Debug, Clone)]
 pub struct QActs {
     /// Quantized values.
     pub q: Vec<i8>,
-    /// Scale per block.
+    /// Scale per block (an f16 value).
     pub d: Vec<f32>,
     /// Integer sum per block.
     pub sum: Vec<i32>,
+    /// `d · sum` per block, rounded to f16 (Q4_1's minimum term).
+    pub s: Vec<f32>,
 }
 
 impl QActs {
@@ -229,6 +233,7 @@ impl QActs {
         let mut q = Vec::with_capacity(x.len());
         let mut d = Vec::with_capacity(nb);
         let mut sum = Vec::with_capacity(nb);
+        let mut ss = Vec::with_capacity(nb);
         for blk in x.chunks_exact(BLOCK) {
             let amax = blk.iter().fold(0f32, |a, &v| a.max(v.abs()));
             let s = amax / 127.0;
@@ -239,10 +244,11 @@ impl QActs {
                 t += qi as i32;
                 q.push(qi);
             }
-            d.push(s);
+            d.push(f16::from_f32(s).to_f32());
             sum.push(t);
+            ss.push(f16::from_f32(t as f32 * s).to_f32());
         }
-        QActs { q, d, sum }
+        QActs { q, d, sum, s: ss }
     }
 }
 
@@ -324,7 +330,7 @@ pub fn dot_q4_scalar(w: &[u8], a: &QActs, min: bool) -> f32 {
         }
         let d = f16_at(blk, 0);
         s += if min {
-            d * a.d[b] * t as f32 + f16_at(blk, 2) * a.d[b] * a.sum[b] as f32
+            d * a.d[b] * t as f32 + f16_at(blk, 2) * a.s[b]
         } else {
             d * a.d[b] * (t - 8 * a.sum[b]) as f32
         };
@@ -401,11 +407,10 @@ mod avx2 {
             let dx = *a.d.get_unchecked(b);
             let dw = f16(blk);
             acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(p), acc);
-            let s = *a.sum.get_unchecked(b) as f32;
             corr += if min {
-                f16(blk.add(2)) * dx * s
+                f16(blk.add(2)) * *a.s.get_unchecked(b)
             } else {
-                -8.0 * dw * dx * s
+                -8.0 * dw * dx * *a.sum.get_unchecked(b) as f32
             };
         }
         hsum(acc) + corr
@@ -471,7 +476,8 @@ mod tests {
                     let exact: f64 = xr.iter().zip(wr).map(|(a, b)| *a as f64 * *b as f64).sum();
                     let bound: f64 = (0..cols / BLOCK)
                         .map(|b| {
-                            acts.d[b] as f64 / 2.0
+                            acts.d[b] as f64
+                                * 0.6
                                 * wr[b * BLOCK..(b + 1) * BLOCK]
                                     .iter()
                                     .map(|v| v.abs() as f64)

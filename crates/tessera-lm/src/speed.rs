@@ -197,7 +197,8 @@ pub struct EngineRuns {
 }
 
 impl EngineRuns {
-    fn from_runs(runs: Vec<DecodeSpeed>) -> Option<Self> {
+    /// Medians and spreads of `runs` (`None` when empty).
+    pub fn from_runs(runs: Vec<DecodeSpeed>) -> Option<Self> {
         let d: Vec<f64> = runs.iter().map(|r| r.decode_tokens_per_s).collect();
         let p: Vec<f64> = runs.iter().map(|r| r.prompt_tokens_per_s).collect();
         let m: Vec<f64> = runs.iter().filter_map(|r| r.peak_rss_mb).collect();
@@ -388,6 +389,33 @@ fn llama_cpp_row(
     }
 }
 
+/// Reads one figure of a run.
+type Figure = fn(&DecodeSpeed) -> Option<f64>;
+
+/// Runs our engine once in its own process ([`WorkerCommand`]) on `model` in representation `dtype`.
+pub fn run_worker(
+    worker: &WorkerCommand,
+    model: &Path,
+    steps: usize,
+    threads: usize,
+    dtype: WeightDtype,
+) -> Result<DecodeWorkerOutput> {
+    let out = std::process::Command::new(&worker.exe)
+        .args(&worker.args)
+        .args(["--steps", &steps.to_string(), "--dtype", &dtype.to_string()])
+        .arg(model)
+        .env("RAYON_NUM_THREADS", threads.to_string())
+        .output()
+        .map_err(|e| other(format!("{}: {e}", worker.exe.display())))?;
+    if !out.status.success() {
+        return Err(other(format!(
+            "tessera worker failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| other(format!("worker output: {e}")))
+}
+
 /// Most threads `bench decode` runs an engine with.
 pub const MAX_BENCH_THREADS: usize = 256;
 /// Most decode steps `bench decode` times.
@@ -422,22 +450,7 @@ pub fn bench_decode(cfg: &DecodeBenchConfig, worker: &WorkerCommand) -> Result<D
     if dtypes.is_empty() {
         dtypes.push(WeightDtype::F32);
     }
-    let run_ours = |d: WeightDtype| -> Result<DecodeWorkerOutput> {
-        let out = std::process::Command::new(&worker.exe)
-            .args(&worker.args)
-            .args(["--steps", &cfg.steps.to_string(), "--dtype", &d.to_string()])
-            .arg(&cfg.model)
-            .env("RAYON_NUM_THREADS", cfg.threads.to_string())
-            .output()
-            .map_err(|e| other(format!("{}: {e}", worker.exe.display())))?;
-        if !out.status.success() {
-            return Err(other(format!(
-                "tessera worker failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )));
-        }
-        serde_json::from_slice(&out.stdout).map_err(|e| other(format!("worker output: {e}")))
-    };
+    let run_ours = |d: WeightDtype| run_worker(worker, &cfg.model, cfg.steps, cfg.threads, d);
     // The first run of our first engine also yields the prompt ids llama.cpp is given.
     let first = run_ours(dtypes[0])?;
     let prompt_ids = first.prompt_ids.clone();
@@ -517,7 +530,7 @@ pub fn bench_decode(cfg: &DecodeBenchConfig, worker: &WorkerCommand) -> Result<D
     let mut ratios = Vec::new();
     let mut pair = |engine: &str, baseline: &str| {
         if let (Some(a), Some(b)) = (runs_of(engine), runs_of(baseline)) {
-            let figs: [(&str, fn(&DecodeSpeed) -> Option<f64>); 3] = [
+            let figs: [(&str, Figure); 3] = [
                 ("decode_tokens_per_s", |s| Some(s.decode_tokens_per_s)),
                 ("prompt_tokens_per_s", |s| Some(s.prompt_tokens_per_s)),
                 ("peak_rss_mb", |s| s.peak_rss_mb),

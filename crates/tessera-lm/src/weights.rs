@@ -13,7 +13,9 @@
 //! and [`crate::load::load_with`] with [`LoadOptions::dtype`] (the CLI's `--dtype f32|q8_0|file|sparse`) or
 //! [`Llama::to_inference`] gives the compact forms. A compact layer refuses masks, adapters and training with an
 //! error; its [`Linear::weight`] `Var` is an empty placeholder (`0 × in`), except for a tied head, which keeps the
-//! embedding's `Var` beside its Q8_0 copy; [`Linear::dense_weight`] dequantizes.
+//! embedding's `Var` beside its Q8_0 copy; [`Linear::dense_weight`] dequantizes. A GGUF loaded with
+//! [`WeightDtype::File`] and a tied Q8_0 head has no f32 embedding at all: [`Llama::embed`] is an empty `0 × hidden`
+//! placeholder and token rows are dequantized from the head's blocks ([`Linear::lookup_rows`]).
 //!
 //! [`WeightDtype::File`] means "the file's own representation": a GGUF's blocks (Q8_0, Q4_0, Q4_1 used as they are;
 //! F32/F16 tensors stay f32; other block types are dequantized and requantized to Q8_0; the output head in Q8_0),
@@ -112,6 +114,13 @@ impl CompactWeights {
         match self {
             CompactWeights::Quantized(q) => q.matmul_t(x, m),
             CompactWeights::Sparse(s) => s.matmul_t(x, m),
+        }
+    }
+    /// Row `r` in f32 (`in` values).
+    pub fn decode_row(&self, r: usize, out: &mut [f32]) {
+        match self {
+            CompactWeights::Quantized(q) => q.dequantize_row(r, out),
+            CompactWeights::Sparse(s) => s.decode_row(r, out),
         }
     }
     /// The weight in f32, row-major (dequantized or expanded).
@@ -213,6 +222,10 @@ impl Llama {
                 WeightDtype::Sparse if !head && l.mask().is_some() => l.compress_sparse()?,
                 _ => {}
             }
+        }
+        if self.embed.dims()[0] == 0 && self.lm_head.compact().is_none() {
+            // The embedding lived in the compact head: it is the dense head again.
+            self.embed = self.lm_head.weight().clone();
         }
         Ok(())
     }

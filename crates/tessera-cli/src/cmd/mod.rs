@@ -3,6 +3,7 @@ pub mod arena;
 pub mod assets;
 pub mod bench_arena;
 pub mod bench_graph;
+pub mod bench_sparse;
 pub mod bench_train;
 pub mod bio;
 pub mod embed;
