@@ -32,7 +32,9 @@ const SYSTEMS: &[(&str, SectionFn)] = &[
     ("qnewton", |c, d| {
         Ok(Some(tessera_qnewton::tour::tour(d, c.offline)?))
     }),
-    ("prune", |c, d| Ok(Some(tessera_prune::tour::tour(d, c.offline)?))),
+    ("prune", |c, d| {
+        Ok(Some(tessera_prune::tour::tour(d, c.offline)?))
+    }),
 ];
 
 /// Runs the tour.

@@ -73,8 +73,7 @@ pub fn info(model: &Llama, path: &Path) -> Result<SparsityInfo> {
             }
             let mask = masks.as_ref().and_then(|m| m.get(&name));
             let respected = mask.map(|m| {
-                m.keep.len() == w.len()
-                    && m.keep.iter().zip(&w).all(|(&k, &x)| k == 1 || x == 0.0)
+                m.keep.len() == w.len() && m.keep.iter().zip(&w).all(|(&k, &x)| k == 1 || x == 0.0)
             });
             if respected == Some(false) {
                 violated += 1;

@@ -51,9 +51,5 @@ pub fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> Result<
             b.dims()
         )));
     }
-    Ok((a - b)?
-        .abs()?
-        .flatten_all()?
-        .max(0)?
-        .to_scalar::<f32>()?)
+    Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
 }

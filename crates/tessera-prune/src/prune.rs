@@ -4,7 +4,7 @@ use crate::allocation::Allocation;
 use crate::calib::{self, CalibConfig, WindowMode};
 use crate::error::{PruneError, Result};
 use crate::pattern::{Mask, Pattern};
-use crate::protocol::{prune_sequential, weight_name, PrunedMatrix, Propagate, SequentialOptions};
+use crate::protocol::{prune_sequential, weight_name, Propagate, PrunedMatrix, SequentialOptions};
 use crate::sparsegpt::{sparsegpt, SparseGptOptions};
 use crate::{checkpoint_dir, eval};
 use candle_core::Tensor;
@@ -124,7 +124,13 @@ pub fn prune_magnitude(model: &mut Llama, allocation: &Allocation) -> Result<Vec
             };
             let l = model.blocks[layer].linear_mut(p);
             let (rows, cols) = l.dims();
-            let m = prune_linear(Method::Magnitude, l, None, &pat, &SparseGptOptions::default())?;
+            let m = prune_linear(
+                Method::Magnitude,
+                l,
+                None,
+                &pat,
+                &SparseGptOptions::default(),
+            )?;
             out.push(PrunedMatrix {
                 name: weight_name(layer, p),
                 layer,
@@ -325,7 +331,12 @@ pub fn run(cfg: &PruneConfig, progress: &mut dyn FnMut(usize, usize)) -> Result<
         out: cfg.out.clone(),
         perplexity,
     };
-    write_pruned_dir(&model, &cfg.out, "prune.json", &serde_json::to_value(&result)?)?;
+    write_pruned_dir(
+        &model,
+        &cfg.out,
+        "prune.json",
+        &serde_json::to_value(&result)?,
+    )?;
     Ok(result)
 }
 
