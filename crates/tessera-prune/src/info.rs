@@ -47,7 +47,7 @@ pub struct SparsityInfo {
 }
 
 fn satisfies_nm(w: &[f32], cols: usize, n: usize, m: usize) -> bool {
-    cols % m == 0
+    cols.is_multiple_of(m)
         && w.chunks(m)
             .all(|g| g.iter().filter(|&&x| x == 0.0).count() >= n)
 }

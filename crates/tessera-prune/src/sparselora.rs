@@ -141,9 +141,8 @@ impl SparseLoraConfig {
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             return bad(format!("temperature must be > 0, got {}", self.temperature));
         }
-        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr_end.is_finite())
-            || !(0.0..=self.lr).contains(&self.lr_end)
-        {
+        let lr_ok = self.lr.is_finite() && self.lr > 0.0 && self.lr_end.is_finite();
+        if !(lr_ok && (0.0..=self.lr).contains(&self.lr_end)) {
             return bad(format!(
                 "need 0 < lr and 0 ≤ lr_end ≤ lr (got {}, {})",
                 self.lr, self.lr_end
