@@ -42,8 +42,8 @@ recover_cell() { # form (sparselora|lora) pruned-tag
 cell dense $BIN perplexity smollm2-135m --window 512 --stride 512 --max-tokens "$EVAL_TOKENS" --json
 prune_cell wanda 2:4
 prune_cell magnitude 2:4
-prune_cell sparsegpt 2:4
 recover_cell sparselora 2-4
+prune_cell sparsegpt 2:4
 recover_cell lora 2-4
 for pat in 0.5 4:8 0.7; do
   for method in magnitude wanda sparsegpt; do prune_cell $method $pat; done
