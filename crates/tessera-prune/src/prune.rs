@@ -194,6 +194,10 @@ pub struct MatrixSparsity {
     pub pattern: Pattern,
     /// Ratio of exact zeros in the weight (measured after pruning).
     pub sparsity: f64,
+    /// Ratio pruned by the mask (verified against the pattern: N:M group by group, a ratio row by row for
+    /// Wanda, per matrix for magnitude, per 128-column block for SparseGPT). `sparsity` exceeds it only where a
+    /// kept weight happens to be exactly 0.
+    pub mask_sparsity: f64,
 }
 
 /// What `tessera prune --json` prints (and `prune.json` in the output directory holds).
@@ -280,6 +284,7 @@ pub fn measure(model: &Llama, pruned: &[PrunedMatrix]) -> Result<Vec<MatrixSpars
                 shape: [rows, cols],
                 pattern: p.pattern,
                 sparsity: z as f64 / (rows * cols) as f64,
+                mask_sparsity: p.sparsity,
             })
         })
         .collect()
