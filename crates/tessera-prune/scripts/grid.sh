@@ -3,6 +3,7 @@
 # dense, magnitude / Wanda / SparseGPT at 2:4, 50%, 4:8, 70%, and Wanda 2:4 + LoRA vs + SparseLoRA. Cells run in
 # priority order (so a stopped grid still has the 2:4 comparison); a cell whose JSON exists under results/ is
 # skipped, so a rerun resumes. Pruned checkpoints go to $SCRATCH (not committed).
+#   RES           where the cell JSONs go (default crates/tessera-prune/results)
 #   EVAL_TOKENS   tokens of WikiText-2 test scored per cell (default 65536)
 #   NSAMPLES      calibration windows of 512 tokens (default 128)
 #   STEPS         SparseLoRA / LoRA steps (default 100), SEQLEN tokens per step (default 512)
@@ -10,7 +11,7 @@
 set -u
 cd "$(dirname "$0")/../../.."
 BIN=./target/release/tessera
-RES=crates/tessera-prune/results
+RES=${RES:-crates/tessera-prune/results}
 SCRATCH=${SCRATCH:-target/prune-grid}
 EVAL_TOKENS=${EVAL_TOKENS:-65536}
 NSAMPLES=${NSAMPLES:-128}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Renders the README tables from results/*.json (written by scripts/grid.sh)."""
 import json, os, sys
-res = os.path.join(os.path.dirname(__file__), "..", "results")
+res = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "results")
 def load(n):
     p = os.path.join(res, n + ".json")
     return json.load(open(p)) if os.path.exists(p) else None

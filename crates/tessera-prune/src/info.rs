@@ -116,3 +116,8 @@ pub fn info(model: &Llama, path: &Path) -> Result<SparsityInfo> {
         record,
     })
 }
+
+/// Loads the model at `path` (GGUF file or HF directory, masks baked in) and returns its [`SparsityInfo`].
+pub fn info_dir(path: &Path) -> Result<SparsityInfo> {
+    info(&tessera_lm::load(path)?, path)
+}

@@ -35,7 +35,7 @@ pub use allocation::{Allocation, Part, Rule};
 pub use calib::{CalibConfig, WindowMode};
 pub use error::{PruneError, Result};
 pub use eval::EvalConfig;
-pub use info::{info, SparsityInfo};
+pub use info::{info, info_dir, SparsityInfo};
 pub use pattern::{Mask, Pattern};
 pub use protocol::Propagate;
 pub use prune::{Method, PruneConfig, PruneResult};

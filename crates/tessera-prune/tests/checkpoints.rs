@@ -113,6 +113,13 @@ fn sparselora_merge_equals_trained_forward_and_keeps_the_mask() {
     // The adapters did change the weights (B ≠ 0 after training), inside the mask only.
     let merged = read_masks(&sl.out).unwrap();
     assert_eq!(merged, masks);
+    let info = tessera_prune::info_dir(&sl.out).unwrap();
+    assert_eq!(info.masks_violated, 0);
+    assert!(info.nm_patterns.contains(&"2:4".to_string()));
+    assert_eq!(
+        info.zeros,
+        masks.values().map(|m| m.pruned()).sum::<usize>()
+    );
     let a = candle_core::safetensors::load(
         cfg.out.join("model.safetensors"),
         &candle_core::Device::Cpu,
