@@ -58,7 +58,12 @@ pub fn check_replaceable(dir: &Path) -> Result<()> {
 }
 
 /// Writes `model` as a pruned checkpoint directory at `dir` (atomically) with `record` as `record_name`.
-pub fn write(model: &Llama, dir: &Path, record_name: &str, record: &serde_json::Value) -> Result<()> {
+pub fn write(
+    model: &Llama,
+    dir: &Path,
+    record_name: &str,
+    record: &serde_json::Value,
+) -> Result<()> {
     let masks = model_masks(model)?;
     tessera_lm::export::write_dir_atomic(dir, |d| {
         let inner = d.join(".export");

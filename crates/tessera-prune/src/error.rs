@@ -49,7 +49,9 @@ pub enum PruneError {
     #[error("verification failed: {0}")]
     Verify(String),
     /// A training run was stopped on request after saving a checkpoint.
-    #[error("stopped after step {step}; checkpoint in {checkpoints} (rerun with --resume to continue)")]
+    #[error(
+        "stopped after step {step}; checkpoint in {checkpoints} (rerun with --resume to continue)"
+    )]
     Stopped {
         /// Steps done.
         step: u64,

@@ -47,7 +47,7 @@ pub struct SparsityInfo {
 }
 
 fn satisfies_nm(w: &[f32], cols: usize, n: usize, m: usize) -> bool {
-    cols % m == 0
+    cols.is_multiple_of(m)
         && w.chunks(m)
             .all(|g| g.iter().filter(|&&x| x == 0.0).count() >= n)
 }
@@ -73,8 +73,7 @@ pub fn info(model: &Llama, path: &Path) -> Result<SparsityInfo> {
             }
             let mask = masks.as_ref().and_then(|m| m.get(&name));
             let respected = mask.map(|m| {
-                m.keep.len() == w.len()
-                    && m.keep.iter().zip(&w).all(|(&k, &x)| k == 1 || x == 0.0)
+                m.keep.len() == w.len() && m.keep.iter().zip(&w).all(|(&k, &x)| k == 1 || x == 0.0)
             });
             if respected == Some(false) {
                 violated += 1;
@@ -116,4 +115,9 @@ pub fn info(model: &Llama, path: &Path) -> Result<SparsityInfo> {
             .collect(),
         record,
     })
+}
+
+/// Loads the model at `path` (GGUF file or HF directory, masks baked in) and returns its [`SparsityInfo`].
+pub fn info_dir(path: &Path) -> Result<SparsityInfo> {
+    info(&tessera_lm::load(path)?, path)
 }

@@ -35,7 +35,7 @@ pub use allocation::{Allocation, Part, Rule};
 pub use calib::{CalibConfig, WindowMode};
 pub use error::{PruneError, Result};
 pub use eval::EvalConfig;
-pub use info::{info, SparsityInfo};
+pub use info::{info, info_dir, SparsityInfo};
 pub use pattern::{Mask, Pattern};
 pub use protocol::Propagate;
 pub use prune::{Method, PruneConfig, PruneResult};
@@ -51,9 +51,5 @@ pub fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> Result<
             b.dims()
         )));
     }
-    Ok((a - b)?
-        .abs()?
-        .flatten_all()?
-        .max(0)?
-        .to_scalar::<f32>()?)
+    Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
 }

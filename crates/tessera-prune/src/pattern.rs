@@ -79,7 +79,7 @@ impl Pattern {
     /// Checks that a matrix of `cols` input columns can take the pattern (N:M needs `cols % m == 0`).
     pub fn check_width(&self, cols: usize) -> Result<()> {
         if let Pattern::NM { n, m } = *self {
-            if cols % m != 0 {
+            if !cols.is_multiple_of(m) {
                 return Err(PruneError::Pattern {
                     n,
                     m,

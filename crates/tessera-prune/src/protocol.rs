@@ -75,6 +75,9 @@ pub fn weight_name(layer: usize, p: Proj) -> String {
     format!("model.layers.{layer}.{}.weight", p.hf_name())
 }
 
+/// A callback seeing `(layer, inputs)`: the residual streams block `layer` is fed.
+pub type Inspect<'a> = dyn FnMut(usize, &[Tensor]) + 'a;
+
 /// Options of [`prune_sequential`].
 pub struct SequentialOptions<'a> {
     /// The pruning method (not magnitude, which needs no data: see [`crate::prune::prune_magnitude`]).
@@ -86,7 +89,7 @@ pub struct SequentialOptions<'a> {
     /// SparseGPT settings.
     pub sparsegpt: SparseGptOptions,
     /// Called with `(layer, inputs)` before block `layer` is observed: the residual streams it is fed.
-    pub inspect: Option<&'a mut dyn FnMut(usize, &[Tensor])>,
+    pub inspect: Option<&'a mut Inspect<'a>>,
     /// Told `(blocks done, blocks)`.
     pub progress: &'a mut dyn FnMut(usize, usize),
 }

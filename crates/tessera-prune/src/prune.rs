@@ -4,7 +4,7 @@ use crate::allocation::Allocation;
 use crate::calib::{self, CalibConfig, WindowMode};
 use crate::error::{PruneError, Result};
 use crate::pattern::{Mask, Pattern};
-use crate::protocol::{prune_sequential, weight_name, PrunedMatrix, Propagate, SequentialOptions};
+use crate::protocol::{prune_sequential, weight_name, Propagate, PrunedMatrix, SequentialOptions};
 use crate::sparsegpt::{sparsegpt, SparseGptOptions};
 use crate::{checkpoint_dir, eval};
 use candle_core::Tensor;
@@ -124,7 +124,13 @@ pub fn prune_magnitude(model: &mut Llama, allocation: &Allocation) -> Result<Vec
             };
             let l = model.blocks[layer].linear_mut(p);
             let (rows, cols) = l.dims();
-            let m = prune_linear(Method::Magnitude, l, None, &pat, &SparseGptOptions::default())?;
+            let m = prune_linear(
+                Method::Magnitude,
+                l,
+                None,
+                &pat,
+                &SparseGptOptions::default(),
+            )?;
             out.push(PrunedMatrix {
                 name: weight_name(layer, p),
                 layer,
@@ -188,6 +194,10 @@ pub struct MatrixSparsity {
     pub pattern: Pattern,
     /// Ratio of exact zeros in the weight (measured after pruning).
     pub sparsity: f64,
+    /// Ratio pruned by the mask (verified against the pattern: N:M group by group, a ratio row by row for
+    /// Wanda, per matrix for magnitude, per 128-column block for SparseGPT). `sparsity` exceeds it only where a
+    /// kept weight happens to be exactly 0.
+    pub mask_sparsity: f64,
 }
 
 /// What `tessera prune --json` prints (and `prune.json` in the output directory holds).
@@ -274,6 +284,7 @@ pub fn measure(model: &Llama, pruned: &[PrunedMatrix]) -> Result<Vec<MatrixSpars
                 shape: [rows, cols],
                 pattern: p.pattern,
                 sparsity: z as f64 / (rows * cols) as f64,
+                mask_sparsity: p.sparsity,
             })
         })
         .collect()
@@ -325,7 +336,12 @@ pub fn run(cfg: &PruneConfig, progress: &mut dyn FnMut(usize, usize)) -> Result<
         out: cfg.out.clone(),
         perplexity,
     };
-    write_pruned_dir(&model, &cfg.out, "prune.json", &serde_json::to_value(&result)?)?;
+    write_pruned_dir(
+        &model,
+        &cfg.out,
+        "prune.json",
+        &serde_json::to_value(&result)?,
+    )?;
     Ok(result)
 }
 

@@ -187,6 +187,16 @@ pub fn sparsegpt(
                 }
             }
         }
+        let got = pruned.iter().filter(|&&p| p).count();
+        let want = match *pattern {
+            Pattern::Unstructured { sparsity } => prune_count(rows * count, sparsity),
+            Pattern::NM { n, m } => rows * count / m * n,
+        };
+        if got != want {
+            return Err(PruneError::Verify(format!(
+                "SparseGPT block at column {i1}: {got} pruned, expected {want}"
+            )));
+        }
         if i2 < cols {
             faer::linalg::matmul::matmul(
                 w.as_mut().submatrix_mut(0, i2, rows, cols - i2),

@@ -133,14 +133,16 @@ impl SparseLoraConfig {
             return bad(format!("LoRA alpha must be > 0, got {}", self.alpha));
         }
         if !(0.0..=1.0).contains(&self.lambda) {
-            return bad(format!("λ (KL weight) must be in [0, 1], got {}", self.lambda));
+            return bad(format!(
+                "λ (KL weight) must be in [0, 1], got {}",
+                self.lambda
+            ));
         }
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             return bad(format!("temperature must be > 0, got {}", self.temperature));
         }
-        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr_end.is_finite())
-            || !(0.0..=self.lr).contains(&self.lr_end)
-        {
+        let lr_ok = self.lr.is_finite() && self.lr > 0.0 && self.lr_end.is_finite();
+        if !(lr_ok && (0.0..=self.lr).contains(&self.lr_end)) {
             return bad(format!(
                 "need 0 < lr and 0 ≤ lr_end ≤ lr (got {}, {})",
                 self.lr, self.lr_end
@@ -245,13 +247,14 @@ struct Settings<'a> {
 /// kept weights. Returns the model, the masks and whether the teacher is exact.
 pub fn load_student(cfg: &SparseLoraConfig) -> Result<(Llama, BTreeMap<String, Mask>, bool)> {
     let masks = read_masks(&cfg.pruned)?;
-    let pruned_w = candle_core::safetensors::load(cfg.pruned.join("model.safetensors"), &Device::Cpu)
-        .map_err(|e| {
-            tessera_core::Error::format(
-                cfg.pruned.join("model.safetensors"),
-                format!("not a valid safetensors file: {e}"),
-            )
-        })?;
+    let pruned_w =
+        candle_core::safetensors::load(cfg.pruned.join("model.safetensors"), &Device::Cpu)
+            .map_err(|e| {
+                tessera_core::Error::format(
+                    cfg.pruned.join("model.safetensors"),
+                    format!("not a valid safetensors file: {e}"),
+                )
+            })?;
     let mut model = tessera_lm::load(&cfg.teacher)?;
     let dev = model.device().clone();
     // Check every mask before changing anything.
@@ -284,7 +287,8 @@ pub fn load_student(cfg: &SparseLoraConfig) -> Result<(Llama, BTreeMap<String, M
         let diff = crate::max_abs_diff(&pw, l.weight().as_tensor())?;
         if diff != 0.0 {
             exact = false;
-            l.weight().set(&pw.mul(&m.to_tensor(&dev)?)?.affine(1.0, 0.0)?)?;
+            l.weight()
+                .set(&pw.mul(&m.to_tensor(&dev)?)?.affine(1.0, 0.0)?)?;
         }
     }
     Ok((model, masks, exact))
@@ -435,6 +439,14 @@ pub fn run(
     let mut curve: Vec<LossPoint> = vec![];
     let mut resumed_from = None;
     if existing.is_some() {
+        // `restore_model_state` rebuilds each dense weight as `saved W⊙M + saved W⊙(1−M)` and then splits it by
+        // the mask with `set_mask_keep_dense`, which adds the layer's current dense copy once more: drop the copies
+        // first (the checkpoint holds them), or the teacher would count the pruned weights twice.
+        for b in &mut model.blocks {
+            for (_, l) in b.linears_mut() {
+                l.clear_mask();
+            }
+        }
         if let Some(st) = checkpoint::resume(&root, &settings, &mut model, Some(&mut opt))? {
             start = st.step;
             resumed_from = Some(st.step);
@@ -443,10 +455,7 @@ pub fn run(
             for (name, m) in &masks {
                 let (layer, p) = parse_name(name)?;
                 let l = model.blocks[layer].linear(p);
-                let got = l
-                    .mask()
-                    .map(|t| Mask::from_tensor(name, t))
-                    .transpose()?;
+                let got = l.mask().map(|t| Mask::from_tensor(name, t)).transpose()?;
                 if got.as_ref() != Some(m) {
                     return Err(PruneError::Invalid(format!(
                         "{}: the checkpoint's mask of `{name}` differs from the pruned checkpoint's",
@@ -556,6 +565,11 @@ pub fn run(
         perplexity_after,
         out: cfg.out.clone(),
     };
-    checkpoint_dir::write(&model, &cfg.out, "sparselora.json", &serde_json::to_value(&result)?)?;
+    checkpoint_dir::write(
+        &model,
+        &cfg.out,
+        "sparselora.json",
+        &serde_json::to_value(&result)?,
+    )?;
     Ok(result)
 }

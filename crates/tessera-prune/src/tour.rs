@@ -59,7 +59,12 @@ pub fn tour(dir: &RunDir, offline: bool) -> Result<TourSection> {
         cfg.calib.nsamples, cfg.calib.seqlen, sl.steps, sl.seqlen
     ));
     rep.table(
-        &["model", "perplexity", "sparsity of the 7 projections", "seconds"],
+        &[
+            "model",
+            "perplexity",
+            "sparsity of the 7 projections",
+            "seconds",
+        ],
         &[
             vec![
                 "dense".into(),
@@ -76,10 +81,7 @@ pub fn tour(dir: &RunDir, offline: bool) -> Result<TourSection> {
             vec![
                 format!("+ SparseLoRA ({} steps), merged", sl.steps),
                 ppl(&r.perplexity_after),
-                format!(
-                    "{:.4} (mask kept: {})",
-                    r.sparsity_after_merge, r.mask_kept
-                ),
+                format!("{:.4} (mask kept: {})", r.sparsity_after_merge, r.mask_kept),
                 format!("{:.1}", r.seconds),
             ],
         ],

@@ -11,7 +11,12 @@ use crate::pattern::{mask_per_row, Mask, Pattern};
 use tessera_lm::linear::InputStats;
 
 /// Wanda's scores `|W_ij| · ‖X_j‖₂` of a row-major `rows × cols` weight.
-pub fn wanda_scores(weight: &[f32], rows: usize, cols: usize, stats: &InputStats) -> Result<Vec<f64>> {
+pub fn wanda_scores(
+    weight: &[f32],
+    rows: usize,
+    cols: usize,
+    stats: &InputStats,
+) -> Result<Vec<f64>> {
     if stats.sq_norm.len() != cols || weight.len() != rows * cols {
         return Err(PruneError::Invalid(format!(
             "Wanda: statistics of {} features for a {rows} × {cols} weight",

@@ -48,7 +48,12 @@ fn prune_cfg(e: &Env, method: Method, pattern: Pattern, out: &str) -> PruneConfi
 }
 
 fn sl_cfg(e: &Env, pruned: &Path, steps: u64, out: &str) -> SparseLoraConfig {
-    let mut c = SparseLoraConfig::new(pruned.into(), e.model.clone(), steps, e.dir.path().join(out));
+    let mut c = SparseLoraConfig::new(
+        pruned.into(),
+        e.model.clone(),
+        steps,
+        e.dir.path().join(out),
+    );
     c.seqlen = 32;
     c.rank = 4;
     c.lr = 1e-2;
@@ -86,7 +91,7 @@ fn pruned_dir_loads_with_exact_sparsity_and_masks() {
             }
         }
         if let Pattern::NM { .. } = pat {
-            assert_eq!(info.nm_patterns, vec!["2:4".to_string()]);
+            assert!(info.nm_patterns.contains(&"2:4".to_string()));
             assert!((r.sparsity - 0.5).abs() < 1e-12);
         }
     }
@@ -108,8 +113,21 @@ fn sparselora_merge_equals_trained_forward_and_keeps_the_mask() {
     // The adapters did change the weights (B ≠ 0 after training), inside the mask only.
     let merged = read_masks(&sl.out).unwrap();
     assert_eq!(merged, masks);
-    let a = candle_core::safetensors::load(cfg.out.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
-    let b = candle_core::safetensors::load(sl.out.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let info = tessera_prune::info_dir(&sl.out).unwrap();
+    assert_eq!(info.masks_violated, 0);
+    assert!(info.nm_patterns.contains(&"2:4".to_string()));
+    assert_eq!(
+        info.zeros,
+        masks.values().map(|m| m.pruned()).sum::<usize>()
+    );
+    let a = candle_core::safetensors::load(
+        cfg.out.join("model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let b =
+        candle_core::safetensors::load(sl.out.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
     let name = "model.layers.0.mlp.up_proj.weight";
     assert!(tessera_lm::testing::max_abs_diff(&a[name], &b[name]) > 0.0);
     // Plain LoRA: merged, the update is dense and the sparsity is lost.
@@ -125,7 +143,12 @@ fn sparselora_merge_equals_trained_forward_and_keeps_the_mask() {
 #[test]
 fn resume_continues_exactly_and_refuses_other_settings() {
     let e = env();
-    let cfg = prune_cfg(&e, Method::Wanda, Pattern::unstructured(0.5).unwrap(), "pruned");
+    let cfg = prune_cfg(
+        &e,
+        Method::Wanda,
+        Pattern::unstructured(0.5).unwrap(),
+        "pruned",
+    );
     prune::run(&cfg, &mut |_, _| {}).unwrap();
     let full = sparselora::run(&sl_cfg(&e, &cfg.out, 4, "full"), &mut |_, _, _| true).unwrap();
     let part = sl_cfg(&e, &cfg.out, 4, "part");
@@ -151,10 +174,18 @@ fn resume_continues_exactly_and_refuses_other_settings() {
     assert_eq!(r.resumed_from, Some(3));
     assert_eq!(r.loss_curve.len(), 4);
     for (a, b) in r.loss_curve.iter().zip(&full.loss_curve) {
-        assert!((a.loss - b.loss).abs() < 1e-4 * b.loss.abs().max(1.0), "{a:?} vs {b:?}");
+        assert!(
+            (a.loss - b.loss).abs() < 1e-4 * b.loss.abs().max(1.0),
+            "{a:?} vs {b:?}"
+        );
     }
     // A different pruned checkpoint under the same checkpoints is refused (its masks differ).
-    let cfg2 = prune_cfg(&e, Method::Magnitude, Pattern::unstructured(0.5).unwrap(), "pruned2");
+    let cfg2 = prune_cfg(
+        &e,
+        Method::Magnitude,
+        Pattern::unstructured(0.5).unwrap(),
+        "pruned2",
+    );
     prune::run(&cfg2, &mut |_, _| {}).unwrap();
     let mut wrong = resumed.clone();
     wrong.pruned = cfg2.out.clone();
@@ -170,11 +201,17 @@ fn bad_input_is_a_typed_error_and_writes_nothing() {
     // Sparsity outside [0, 1).
     let mut c = prune_cfg(&e, Method::Wanda, Pattern::unstructured(0.5).unwrap(), "o1");
     c.allocation = Allocation::uniform(Pattern::Unstructured { sparsity: 1.0 });
-    assert!(matches!(prune::run(&c, &mut |_, _| {}), Err(PruneError::Sparsity(_))));
+    assert!(matches!(
+        prune::run(&c, &mut |_, _| {}),
+        Err(PruneError::Sparsity(_))
+    ));
     assert!(!c.out.exists());
     // N ≥ M.
     c.allocation = Allocation::uniform(Pattern::NM { n: 4, m: 4 });
-    assert!(matches!(prune::run(&c, &mut |_, _| {}), Err(PruneError::Pattern { .. })));
+    assert!(matches!(
+        prune::run(&c, &mut |_, _| {}),
+        Err(PruneError::Pattern { .. })
+    ));
     assert!(!c.out.exists());
     // Calibration text shorter than one window.
     let short = e.dir.path().join("short.txt");
@@ -191,8 +228,14 @@ fn bad_input_is_a_typed_error_and_writes_nothing() {
     std::fs::write(keep.join("notes.txt"), "mine").unwrap();
     let mut c = prune_cfg(&e, Method::Magnitude, Pattern::nm(2, 4).unwrap(), "keep");
     c.out = keep.clone();
-    assert!(matches!(prune::run(&c, &mut |_, _| {}), Err(PruneError::Invalid(_))));
-    assert_eq!(std::fs::read_to_string(keep.join("notes.txt")).unwrap(), "mine");
+    assert!(matches!(
+        prune::run(&c, &mut |_, _| {}),
+        Err(PruneError::Invalid(_))
+    ));
+    assert_eq!(
+        std::fs::read_to_string(keep.join("notes.txt")).unwrap(),
+        "mine"
+    );
     // A directory without masks given to sparselora.
     let plain = e.dir.path().join("plain");
     let m = tessera_lm::load(&e.model).unwrap();
@@ -211,7 +254,8 @@ fn bad_input_is_a_typed_error_and_writes_nothing() {
     let name = "model.layers.1.self_attn.k_proj.weight";
     t.insert(
         name.to_string(),
-        candle_core::Tensor::ones((3, 5), candle_core::DType::U8, &candle_core::Device::Cpu).unwrap(),
+        candle_core::Tensor::ones((3, 5), candle_core::DType::U8, &candle_core::Device::Cpu)
+            .unwrap(),
     );
     candle_core::safetensors::save(&t, &mp).unwrap();
     let s = sl_cfg(&e, &c.out, 2, "o4");

@@ -60,9 +60,16 @@ fn block_k_sees_the_pruned_outputs_of_block_k_minus_1() {
         assert_eq!(seen.len(), ws.len());
         for (w, s) in ws.iter().zip(&seen) {
             let want = block0_out(&pruned, w);
-            assert_eq!(max_abs_diff(&want, s), 0.0, "{method}: pruned block 0 output");
+            assert_eq!(
+                max_abs_diff(&want, s),
+                0.0,
+                "{method}: pruned block 0 output"
+            );
             let d = block0_out(&dense, w);
-            assert!(max_abs_diff(&d, s) > 1e-6, "{method}: the dense output differs");
+            assert!(
+                max_abs_diff(&d, s) > 1e-6,
+                "{method}: the dense output differs"
+            );
         }
         // Every projection holds the 2:4 pattern as exact zeros and a baked mask.
         for b in &pruned.blocks {
@@ -70,7 +77,13 @@ fn block_k_sees_the_pruned_outputs_of_block_k_minus_1() {
                 let l = b.linear(p);
                 let m = Mask::from_tensor("m", l.mask().expect("masked")).unwrap();
                 m.verify(&pat, true).unwrap();
-                let w: Vec<f32> = l.weight().as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+                let w: Vec<f32> = l
+                    .weight()
+                    .as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
                 for (&k, &x) in m.keep.iter().zip(&w) {
                     if k == 0 {
                         assert_eq!(x, 0.0);
@@ -91,7 +104,11 @@ fn block_k_sees_the_pruned_outputs_of_block_k_minus_1() {
 fn propagate_dense_feeds_the_dense_outputs() {
     let ws = windows(4, 24);
     let dense = tiny_model(3).unwrap();
-    let (_, seen) = run(Method::Wanda, Propagate::Dense, Pattern::unstructured(0.5).unwrap());
+    let (_, seen) = run(
+        Method::Wanda,
+        Propagate::Dense,
+        Pattern::unstructured(0.5).unwrap(),
+    );
     for (w, s) in ws.iter().zip(&seen) {
         assert_eq!(max_abs_diff(&block0_out(&dense, w), s), 0.0);
     }
@@ -124,5 +141,6 @@ fn only_the_allocated_parts_are_pruned() {
     let m1 = Mask::from_tensor("m", m.blocks[1].up.mask().unwrap()).unwrap();
     m1.verify(&Pattern::nm(4, 8).unwrap(), true).unwrap();
     let m0 = Mask::from_tensor("m", m.blocks[0].up.mask().unwrap()).unwrap();
-    m0.verify(&Pattern::unstructured(0.5).unwrap(), true).unwrap();
+    m0.verify(&Pattern::unstructured(0.5).unwrap(), true)
+        .unwrap();
 }
