@@ -37,7 +37,9 @@ const SYSTEMS: &[(&str, SectionFn)] = &[
     ("qnewton", |c, d| {
         Ok(Some(tessera_qnewton::tour::tour(d, c.offline)?))
     }),
-    ("prune", |c, d| Ok(Some(tessera_prune::tour::tour(d, c.offline)?))),
+    ("prune", |c, d| {
+        Ok(Some(tessera_prune::tour::tour(d, c.offline)?))
+    }),
     ("bio", cmd::bio::tour),
 ];
 
