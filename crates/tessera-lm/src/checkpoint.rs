@@ -152,6 +152,9 @@ pub fn restore_model_state(model: &mut Llama, state: &ModelState) -> Result<()> 
         v.set(t)?;
     }
     for (n, l) in linears_mut(model) {
+        // The weight now holds the saved `W ⊙ M`; drop any mask and dense copy the model still had, so the
+        // split below starts from the saved values only (a kept copy would otherwise be added in twice).
+        l.clear_mask();
         match (
             state.tensors.get(&format!("{n}.mask")),
             state.tensors.get(&format!("{n}.dense_rest")),

@@ -632,3 +632,34 @@ fn model_state_round_trips_masks_and_adapters() {
     assert!(plain.blocks[0].up.mask().is_some());
     assert_eq!(plain.lora_vars().len(), m.lora_vars().len());
 }
+
+#[test]
+fn restoring_a_state_into_a_model_that_keeps_dense_copies_does_not_add_them_twice() {
+    let mut m = tiny_model(4).unwrap();
+    let dense = m.blocks[0].up.dense_weight().unwrap();
+    let (o, i) = m.blocks[0].up.dims();
+    let mask: Vec<f32> = (0..o * i).map(|k| (k % 3 != 0) as u8 as f32).collect();
+    let mask = Tensor::from_vec(mask, (o, i), &Device::Cpu).unwrap();
+    m.blocks[0].up.set_mask_keep_dense(mask.clone()).unwrap();
+    let state = checkpoint::model_state(&m).unwrap();
+    // The same model, still holding its dense copy, restored from its own state (what a resume does).
+    checkpoint::restore_model_state(&mut m, &state).unwrap();
+    let diff = |a: &Tensor, b: &Tensor| {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    assert_eq!(diff(&m.blocks[0].up.dense_weight().unwrap(), &dense), 0.0);
+    assert_eq!(diff(m.blocks[0].up.mask().unwrap(), &mask), 0.0);
+    // A model whose layer has another mask and copy: restored to the saved ones exactly.
+    let other = mask.affine(-1.0, 1.0).unwrap();
+    m.blocks[0].up.set_mask_keep_dense(other).unwrap();
+    checkpoint::restore_model_state(&mut m, &state).unwrap();
+    assert_eq!(diff(&m.blocks[0].up.dense_weight().unwrap(), &dense), 0.0);
+    assert_eq!(diff(m.blocks[0].up.mask().unwrap(), &mask), 0.0);
+}
