@@ -7,7 +7,7 @@
 //! - [`baselines`]: zero-shot, few-shot and chain-of-thought naming.
 //! - [`eval`]: `BioEvalConfig` → [`eval::run`] → `BioEvalResult` (the JSON of `tessera bio eval --json`),
 //!   resumable per gene set.
-//! - [`name`]: `NameConfig` → [`name()`] → `NameResult` (`tessera bio name`).
+//! - [`mod@name`]: `NameConfig` → [`name()`] → `NameResult` (`tessera bio name`).
 //! - [`tour`]: the `bio` section of `tessera tour`.
 //!
 //! Names are compared with all-MiniLM-L6-v2 embeddings ([`semantic`]); the paper's SapBERT is not obtainable

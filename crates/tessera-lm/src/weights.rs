@@ -4,7 +4,7 @@
 //!
 //! | form | held as | computed by | used for |
 //! |---|---|---|---|
-//! | dense f32 | a candle `Var` (`out × in`) | [`crate::kernels`] (decode) / candle matmul | everything: training, masks, LoRA, observers, perturbation |
+//! | dense f32 | a candle `Var` (`out × in`) | `kernels.rs` (decode) / candle matmul | everything: training, masks, LoRA, observers, perturbation |
 //! | quantized blocks | [`QMatrix`]: Q8_0 / Q4_0 / Q4_1 blocks, the GGUF's own bytes | [`crate::quant`] (8-bit activations) | inference only |
 //! | compressed sparse | [`SparseMatrix`]: bitmask + packed f32, or N:M packed f32 + small indices | [`crate::sparse`] | inference only, models with masks |
 //!

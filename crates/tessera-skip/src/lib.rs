@@ -2,7 +2,7 @@
 //! ([`ffn_skip`], the paper's rule as a runtime layer hook, and its random-span baseline), its evaluation against
 //! the full model ([`eval`]: factoid QA on the project's question set, token exact match, ROUGE-L, teacher-forced
 //! continuation perplexity, skipped fractions, in-run decode speedup), the side-by-side speed benchmark
-//! ([`bench`]) and plots ([`plots`]).
+//! ([`mod@bench`]) and plots ([`plots`]).
 #![deny(missing_docs)]
 
 pub mod bench;
