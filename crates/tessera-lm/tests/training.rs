@@ -636,7 +636,8 @@ fn model_state_round_trips_masks_and_adapters() {
 #[test]
 fn restoring_a_state_into_a_model_that_keeps_dense_copies_does_not_add_them_twice() {
     let mut m = tiny_model(4).unwrap();
-    let dense = m.blocks[0].up.dense_weight().unwrap();
+    // A copy: `dense_weight` of an unmasked layer shares the weight's storage, which masking overwrites.
+    let dense = m.blocks[0].up.dense_weight().unwrap().copy().unwrap();
     let (o, i) = m.blocks[0].up.dims();
     let mask: Vec<f32> = (0..o * i).map(|k| (k % 3 != 0) as u8 as f32).collect();
     let mask = Tensor::from_vec(mask, (o, i), &Device::Cpu).unwrap();
