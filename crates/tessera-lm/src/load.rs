@@ -100,16 +100,7 @@ fn gguf_blocks(g: &GgufFile, name: &str, force: bool) -> Result<Option<QMatrix>>
 /// also serves the embedding lookups (no f32 table; [`Llama::embed`] is an empty placeholder), otherwise the
 /// embedding is an f32 table. Tensor bytes are read, not mapped, so resident memory is about the file's size.
 pub fn load_gguf_blocks(path: &Path) -> Result<Llama> {
-    let g = GgufFile::open(path)?;
-    let cfg = LlamaConfig::from_gguf(&g)?;
-    check_tensors(
-        path,
-        &cfg,
-        g.tensors.keys().map(String::as_str),
-        true,
-        |n| g.tensors.get(n).map(|t| t.shape.clone()),
-    )?;
-    let tok = Tokenizer::from_gguf(&g)?;
+    let (g, cfg, tok) = open_gguf_checked(path)?;
     let (v, h) = (cfg.vocab_size, cfg.hidden_size);
     let to_q8 = |q: QMatrix| -> Result<QMatrix> {
         if q.format() == QFormat::Q8_0 {
@@ -292,8 +283,9 @@ fn unpermute(w: &Tensor, heads: usize) -> Result<Tensor> {
         .reshape((out, inp))?)
 }
 
-/// Loads a GGUF file (every tensor dequantized to f32).
-pub fn load_gguf(path: &Path) -> Result<Llama> {
+/// Opens a GGUF file, reads its config and tokenizer, and checks that every tensor the config needs is there
+/// with its shape (shared by both GGUF loaders).
+fn open_gguf_checked(path: &Path) -> Result<(GgufFile, LlamaConfig, Tokenizer)> {
     let g = GgufFile::open(path)?;
     let cfg = LlamaConfig::from_gguf(&g)?;
     check_tensors(
@@ -304,6 +296,12 @@ pub fn load_gguf(path: &Path) -> Result<Llama> {
         |n| g.tensors.get(n).map(|t| t.shape.clone()),
     )?;
     let tok = Tokenizer::from_gguf(&g)?;
+    Ok((g, cfg, tok))
+}
+
+/// Loads a GGUF file (every tensor dequantized to f32).
+pub fn load_gguf(path: &Path) -> Result<Llama> {
+    let (g, cfg, tok) = open_gguf_checked(path)?;
     let get = |name: &str| g.tensor_f32(name);
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     tensors.insert(
