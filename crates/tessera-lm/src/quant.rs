@@ -421,17 +421,7 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 20001) as f32 / 10000.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::testing::pseudo_values as pseudo;
 
     /// Random blocks of each format: f16 scales in a sane range, random nibbles / bytes.
     fn random_blocks(f: QFormat, rows: usize, cols: usize) -> QMatrix {
