@@ -16,6 +16,7 @@
 pub mod baselines;
 pub mod bench;
 pub mod data;
+mod display;
 pub mod enrichment;
 pub mod error;
 pub mod eval;

@@ -90,3 +90,15 @@ pub fn name_with(cfg: &NameConfig, res: &Resources, model: &dyn ChatModel) -> Re
         enrichment: e.terms,
     })
 }
+
+impl NameResult {
+    /// Writes the thought graph as an SVG drawing to `path`, titled with the gene symbols.
+    pub fn write_svg(&self, path: &std::path::Path) -> Result<()> {
+        let title = format!("Thought Graph: {}", self.resolved.symbols.join(", "));
+        tessera_core::fsx::write_atomic(
+            path,
+            crate::thought_graph::render_svg(&self.graph, &title).as_bytes(),
+        )?;
+        Ok(())
+    }
+}

@@ -83,7 +83,7 @@ enum BenchCmd {
     Graph(cmd::bench_graph::BenchGraphArgs),
     /// Time and peak memory of a LoRA training step: q/v or all projections, trainable vs frozen base,
     /// LoRA vs SparseLoRA on a sparse model.
-    Lora(cmd::lm::BenchLoraArgs),
+    Lora(cmd::bench_train::BenchLoraArgs),
     /// Time and peak heap of one in-place seeded perturbation of all parameters vs one forward pass.
     Perturb(cmd::bench_train::BenchPerturbArgs),
     /// Decode speed of the full model vs FFN skipping, interleaved on the same prompts.
@@ -115,7 +115,7 @@ fn main() {
         Cmd::Bench(b) => match b {
             BenchCmd::Decode(a) => cmd::lm::bench_decode(&ctx, a),
             BenchCmd::Sparse(a) => cmd::bench_sparse::bench(&ctx, a),
-            BenchCmd::Lora(a) => cmd::lm::bench_lora(&ctx, a),
+            BenchCmd::Lora(a) => cmd::bench_train::bench_lora(&ctx, a),
             BenchCmd::Perturb(a) => cmd::bench_train::bench_perturb(&ctx, a),
             BenchCmd::Serve(a) => cmd::serve::bench(&ctx, a),
             BenchCmd::Arena(a) => cmd::bench_arena::bench(&ctx, a),

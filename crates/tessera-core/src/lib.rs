@@ -11,6 +11,7 @@
 //! - [`journal`]: append-only JSONL checkpoints that let long runs resume.
 //! - [`chat`]: the chat message shared by the runtime, the backends and LLM agents.
 //! - [`text`]: prefixes that never split a UTF-8 character.
+//! - [`worker`]: run a measured case in a fresh process and read its JSON back.
 //! - [`assets`]: the model cache (`$TESSERA_HOME`) and dataset resolution.
 #![deny(missing_docs)]
 
@@ -26,5 +27,6 @@ pub mod record;
 pub mod report;
 pub mod rng;
 pub mod text;
+pub mod worker;
 
 pub use error::{Error, Result};

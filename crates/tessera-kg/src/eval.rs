@@ -15,7 +15,7 @@ use crate::error::{KgError, Result};
 use crate::store::{normalize, KgStore};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tessera_core::journal::{check_settings, Journal};
 use tessera_llm::BlockingChat;
 
@@ -47,6 +47,15 @@ pub struct KgEvalConfig {
     pub out: PathBuf,
     /// Never download assets.
     pub offline: bool,
+}
+
+impl KgEvalConfig {
+    /// The default output folder of an evaluation of `db` with `scoring`: `<db>.eval-<scoring>`.
+    pub fn default_out(db: &Path, scoring: Scoring) -> PathBuf {
+        let mut p = db.as_os_str().to_os_string();
+        p.push(format!(".eval-{scoring}"));
+        PathBuf::from(p)
+    }
 }
 
 /// The settings a resumed run must share.

@@ -13,6 +13,7 @@
 pub mod adqa;
 pub mod construct;
 pub mod dalk;
+mod display;
 pub mod encoder;
 pub mod error;
 pub mod eval;
@@ -25,9 +26,36 @@ pub use error::{KgError, Result};
 use crate::adqa::{Question, Subset, LETTERS};
 use crate::dalk::{DalkConfig, Fact, Kg, Linked};
 use crate::encoder::{open_encoder, EncoderKind};
-use crate::store::KgStore;
+use crate::store::{ImportReport, KgFormat, KgStore};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Imports a triple file into the database `db` (created when missing); `format` defaults to the extension's.
+pub fn import(db: &Path, file: &Path, format: Option<KgFormat>) -> Result<ImportReport> {
+    KgStore::open(db)?.import(file, format)
+}
+
+/// The JSON of `tessera kg export --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportReport {
+    /// Triples written.
+    pub triples: usize,
+    /// The file written.
+    pub file: PathBuf,
+    /// Its format.
+    pub format: KgFormat,
+}
+
+/// Writes every triple of `db` to `file`; `format` defaults to the extension's.
+pub fn export(db: &Path, file: &Path, format: Option<KgFormat>) -> Result<ExportReport> {
+    let format = format.unwrap_or_else(|| KgFormat::from_path(file));
+    let triples = KgStore::open(db)?.export(file, format)?;
+    Ok(ExportReport {
+        triples,
+        file: file.to_path_buf(),
+        format,
+    })
+}
 
 /// One question for [`ask()`].
 #[derive(Debug, Clone)]

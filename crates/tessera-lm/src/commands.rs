@@ -156,3 +156,14 @@ pub fn perplexity_file(
         seconds: t0.elapsed().as_secs_f64(),
     })
 }
+
+impl std::fmt::Display for PerplexityRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = &self.report;
+        write!(
+            f,
+            "perplexity {:.4} over {} scored tokens ({} windows of {}, stride {})",
+            r.perplexity, r.scored_tokens, r.windows, r.window, r.stride
+        )
+    }
+}

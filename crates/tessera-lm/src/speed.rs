@@ -5,7 +5,7 @@
 //! write, and on the original file), each in its own process so that peak memory is per engine. Our engine's
 //! process is a [`WorkerCommand`] (the `tessera` binary in worker mode) that runs [`decode_worker`] and prints its
 //! [`DecodeWorkerOutput`] as JSON.
-use crate::error::{LmError, Result};
+use crate::error::Result;
 use crate::generate::{sample, SamplingParams};
 use crate::model::{Cache, Llama};
 use crate::weights::WeightDtype;
@@ -344,10 +344,6 @@ impl std::fmt::Display for DecodeBench {
     }
 }
 
-fn other(msg: String) -> LmError {
-    LmError::Core(tessera_core::Error::Other(msg))
-}
-
 /// Runs one llama.cpp job through the Python script: its speed, or why it did not run.
 fn llama_cpp_row(
     python: &str,
@@ -400,20 +396,15 @@ pub fn run_worker(
     threads: usize,
     dtype: WeightDtype,
 ) -> Result<DecodeWorkerOutput> {
-    let out = std::process::Command::new(&worker.exe)
-        .args(&worker.args)
+    let mut cmd = std::process::Command::new(&worker.exe);
+    cmd.args(&worker.args)
         .args(["--steps", &steps.to_string(), "--dtype", &dtype.to_string()])
         .arg(model)
-        .env("RAYON_NUM_THREADS", threads.to_string())
-        .output()
-        .map_err(|e| other(format!("{}: {e}", worker.exe.display())))?;
-    if !out.status.success() {
-        return Err(other(format!(
-            "tessera worker failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| other(format!("worker output: {e}")))
+        .env("RAYON_NUM_THREADS", threads.to_string());
+    Ok(tessera_core::worker::run_json(
+        &mut cmd,
+        &format!("decode {dtype}"),
+    )?)
 }
 
 /// Most threads `bench decode` runs an engine with.

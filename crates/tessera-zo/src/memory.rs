@@ -195,3 +195,24 @@ pub fn memory(
         targets,
     })
 }
+
+impl std::fmt::Display for MemoryReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "peak live heap of one step, scheme {}, batch {}:",
+            self.scheme, self.batch
+        )?;
+        for (k, e) in &self.cases {
+            write!(
+                f,
+                "\n  {k:<14} {:>8.1} MiB  {:>5.2}x inference  {:>6.2} s  ({:.2}x a forward)",
+                e.peak_heap_bytes as f64 / 1048576.0,
+                self.heap_vs_inference.get(k).copied().unwrap_or(f64::NAN),
+                e.seconds,
+                self.step_vs_forward.get(k).copied().unwrap_or(f64::NAN)
+            )?;
+        }
+        Ok(())
+    }
+}

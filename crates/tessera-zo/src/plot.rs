@@ -1,7 +1,7 @@
 //! Accuracy-vs-steps plots of finished runs (`tessera zo plot`).
 use crate::error::Result;
 use crate::run::ZoResult;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tessera_core::report::{line_plot_svg, Series};
 
 /// The legend label of a run: `optimizer scheme task (seed S)`.
@@ -33,4 +33,24 @@ pub fn accuracy_plot(runs: &[ZoResult], path: &Path, title: &str) -> Result<()> 
         "accuracy (%)",
         &series,
     )?)
+}
+
+/// Reads finished runs (each a `result.json` or a run folder holding one) and draws [`accuracy_plot`] of them.
+pub fn plot_files(results: &[PathBuf], path: &Path, title: &str) -> Result<()> {
+    let mut runs = Vec::with_capacity(results.len());
+    for p in results {
+        let f = if p.is_dir() {
+            p.join("result.json")
+        } else {
+            p.clone()
+        };
+        let text = tessera_core::fsx::read_to_string(&f)?;
+        runs.push(serde_json::from_str::<ZoResult>(&text).map_err(|e| {
+            tessera_core::Error::Format {
+                path: f.clone(),
+                msg: format!("not a `tessera zo train` result: {e}"),
+            }
+        })?);
+    }
+    accuracy_plot(&runs, path, title)
 }

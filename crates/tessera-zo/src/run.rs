@@ -807,3 +807,24 @@ pub fn train(model: &mut Llama, data: &TaskData, cfg: &ZoConfig) -> Result<ZoRes
     tessera_core::fsx::write_json_atomic(cfg.out.join("result.json"), &res)?;
     Ok(res)
 }
+
+impl std::fmt::Display for ZoResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} on {}: accuracy {:.2}% → {:.2}% ({:+.2} points) after {} steps; {:.2} s/step ({:.2}× a \
+             forward), peak heap {:.0} MiB; results in {}",
+            self.settings.optimizer,
+            self.settings.scheme,
+            self.settings.task,
+            100.0 * self.accuracy_before,
+            100.0 * self.accuracy_after,
+            self.gain_points,
+            self.steps_done,
+            self.step_seconds,
+            self.step_vs_forward,
+            self.peak_heap_bytes as f64 / 1048576.0,
+            self.out.display()
+        )
+    }
+}

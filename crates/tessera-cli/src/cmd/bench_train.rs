@@ -65,25 +65,15 @@ pub fn bench_lora(ctx: &Ctx, a: BenchLoraArgs) -> anyhow::Result<()> {
         reps: a.reps,
         cases: a.cases.clone(),
     };
-    let exe = std::env::current_exe()?;
+    let exe = tessera_core::worker::current_exe()?;
     let mut spawn = |case: &bench_train::LoraCase| -> tessera_lm::Result<LoraCaseResult> {
-        let out = std::process::Command::new(&exe)
-            .args(["bench", "lora", "--json", "--worker", &case.name])
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(["bench", "lora", "--json", "--worker", &case.name])
             .args(["--tokens", &a.tokens.to_string()])
             .args(["--rank", &a.rank.to_string(), "--reps", &a.reps.to_string()])
             .args(ctx.offline.then_some("--offline"))
-            .arg(&a.model)
-            .output()
-            .map_err(|e| tessera_lm::LmError::Invalid(format!("worker: {e}")))?;
-        if !out.status.success() {
-            return Err(tessera_lm::LmError::Invalid(format!(
-                "worker {} failed: {}",
-                case.name,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        serde_json::from_slice(&out.stdout)
-            .map_err(|e| tessera_lm::LmError::Invalid(format!("worker output: {e}")))
+            .arg(&a.model);
+        Ok(tessera_core::worker::run_json(&mut cmd, &case.name)?)
     };
     let rep = bench_train::lora_bench(&cfg, &mut spawn)?;
     if a.json {

@@ -1,5 +1,5 @@
 //! `tessera bio` glue: argument parsing only; the work is in `tessera-bio`.
-use super::{print_json, Ctx};
+use super::{emit, Ctx};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use tessera_bio::data::DataPaths;
@@ -169,16 +169,7 @@ fn bench(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
         a.max_tokens,
         a.repeats,
     )?;
-    if a.json {
-        print_json(&serde_json::to_value(&r)?);
-    } else {
-        println!(
-            "{} samples on {}: one request n={} {:.2}s ({:.1} tok/s), {} requests n=1 {:.2}s ({:.1} tok/s): {:.2}x",
-            r.samples, r.backend, r.samples, r.batched_s, r.batched_tokens_per_s, r.samples, r.sequential_s,
-            r.sequential_tokens_per_s, r.speedup
-        );
-    }
-    Ok(())
+    emit(a.json, &r)
 }
 
 fn name(ctx: &Ctx, a: NameArgs) -> anyhow::Result<()> {
@@ -190,46 +181,9 @@ fn name(ctx: &Ctx, a: NameArgs) -> anyhow::Result<()> {
         offline: ctx.offline,
     })?;
     if let Some(p) = &a.svg {
-        let title = format!("Thought Graph: {}", r.resolved.symbols.join(", "));
-        std::fs::write(p, tessera_bio::thought_graph::render_svg(&r.graph, &title))
-            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        r.write_svg(p)?;
     }
-    if a.json {
-        print_json(&serde_json::to_value(&r)?);
-        return Ok(());
-    }
-    if !r.resolved.unknown.is_empty() {
-        println!(
-            "unknown symbols (skipped): {}",
-            r.resolved.unknown.join(", ")
-        );
-    }
-    println!("name: {}", r.name);
-    for n in &r.graph.nodes {
-        let mark = if Some(n.id) == r.graph.final_node {
-            "*"
-        } else if n.selected {
-            "+"
-        } else {
-            " "
-        };
-        println!(
-            "{}{mark} {} [group {}, votes {}; nearest {} {} ({:.2})]",
-            "  ".repeat(n.layer - 1),
-            n.name,
-            n.group_size,
-            n.votes,
-            n.go_id,
-            n.go_name,
-            n.go_cosine
-        );
-    }
-    let c = r.graph.cost;
-    println!(
-        "{} calls, {} completions, {} + {} tokens",
-        c.calls, c.completions, c.prompt_tokens, c.completion_tokens
-    );
-    Ok(())
+    emit(a.json, &r)
 }
 
 fn eval(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
@@ -250,42 +204,7 @@ fn eval(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
         offline: ctx.offline,
         ..BioEvalConfig::default()
     })?;
-    if a.json {
-        print_json(&serde_json::to_value(&r)?);
-        return Ok(());
-    }
-    let f = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
-    println!("{} gene sets, embedder {}", r.gene_sets, r.embedder);
-    for (label, c, p) in [
-        ("gsea (gold leaks in)", r.gsea_cosine, r.gsea_percentile),
-        (
-            "gsea excluding gold",
-            r.gsea_cosine_excluding_gold,
-            r.gsea_percentile_excluding_gold,
-        ),
-        ("zero-shot", r.zero_shot_cosine, r.zero_shot_percentile),
-        ("few-shot", r.few_shot_cosine, r.few_shot_percentile),
-        ("cot", r.cot_cosine, r.cot_percentile),
-        (
-            "thought graph final",
-            r.thought_graph_cosine,
-            r.thought_graph_percentile,
-        ),
-        (
-            "thought graph best",
-            r.thought_graph_best_cosine,
-            r.thought_graph_best_percentile,
-        ),
-    ] {
-        println!("{label:<22} cosine {:>6}  percentile {:>6}", f(c), f(p));
-    }
-    for (k, c) in &r.cost_per_set {
-        println!(
-            "{k:<22} {:.1} calls, {:.0} + {:.0} tokens per set",
-            c.calls, c.prompt_tokens, c.completion_tokens
-        );
-    }
-    Ok(())
+    emit(a.json, &r)
 }
 
 /// The `bio` section of `tessera tour`.

@@ -1,5 +1,5 @@
 //! `tessera kg` glue: argument parsing only; the work is in `tessera-kg`.
-use super::Ctx;
+use super::{emit, Ctx};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use tessera_kg::adqa::Subset;
@@ -7,7 +7,7 @@ use tessera_kg::construct::{BuildConfig, BuildMode};
 use tessera_kg::dalk::{DalkConfig, RerankMode, Scoring};
 use tessera_kg::encoder::EncoderKind;
 use tessera_kg::eval::KgEvalConfig;
-use tessera_kg::store::{KgFormat, KgStore};
+use tessera_kg::store::KgFormat;
 
 /// `tessera kg` subcommands.
 #[derive(Subcommand)]
@@ -182,30 +182,8 @@ pub struct EvalArgs {
 /// Runs a `tessera kg` subcommand.
 pub fn run(ctx: &Ctx, c: KgCmd) -> anyhow::Result<()> {
     match c {
-        KgCmd::Import(a) => {
-            let mut s = KgStore::open(&a.db)?;
-            let r = s.import(&a.file, a.format)?;
-            if a.json {
-                super::print_json(&serde_json::to_value(&r)?);
-            } else {
-                println!(
-                    "{} triples, {} entities ({} added, {} duplicates, {} malformed lines skipped) in {:.2}s",
-                    r.triples, r.entities, r.added, r.duplicates, r.skipped, r.seconds
-                );
-            }
-        }
-        KgCmd::Export(a) => {
-            let s = KgStore::open(&a.db)?;
-            let f = a.format.unwrap_or_else(|| KgFormat::from_path(&a.file));
-            let n = s.export(&a.file, f)?;
-            if a.json {
-                super::print_json(
-                    &serde_json::json!({ "triples": n, "file": a.file, "format": f.to_string() }),
-                );
-            } else {
-                println!("{n} triples written to {}", a.file.display());
-            }
-        }
+        KgCmd::Import(a) => emit(a.json, &tessera_kg::import(&a.db, &a.file, a.format)?),
+        KgCmd::Export(a) => emit(a.json, &tessera_kg::export(&a.db, &a.file, a.format)?),
         KgCmd::Build(a) => {
             let mut cfg = BuildConfig::new(&a.db, &a.backend);
             cfg.corpus = a.corpus;
@@ -221,16 +199,7 @@ pub fn run(ctx: &Ctx, c: KgCmd) -> anyhow::Result<()> {
             let r = tessera_kg::construct::build(&cfg, |i, n| {
                 eprintln!("tessera kg build: {i}/{n} passages")
             })?;
-            if a.json {
-                super::print_json(&serde_json::to_value(&r)?);
-            } else {
-                println!(
-                    "{} passages ({} now, {} done before, {} failed): +{} triples ({} generated); {} triples, {} \
-                     entities; {} unparsed, {} no-relation, {} merged",
-                    r.passages, r.processed_now, r.already_done, r.failed, r.triples_added, r.generated_added,
-                    r.triples, r.entities, r.unparsed, r.no_relation, r.merged_entities
-                );
-            }
+            emit(a.json, &r)
         }
         KgCmd::Ask(a) => {
             let cfg = tessera_kg::AskConfig {
@@ -242,35 +211,12 @@ pub fn run(ctx: &Ctx, c: KgCmd) -> anyhow::Result<()> {
                 dalk: a.opts.dalk(),
                 offline: ctx.offline,
             };
-            let r = tessera_kg::ask(&cfg)?;
-            if a.json {
-                super::print_json(&serde_json::to_value(&r)?);
-            } else {
-                for l in &r.linked {
-                    println!(
-                        "linked: {} -> {} ({:.2})",
-                        l.keyword, l.entity, l.similarity
-                    );
-                }
-                for f in &r.kept {
-                    println!("evidence: {}", f.text);
-                }
-                println!(
-                    "answer: {}{}",
-                    r.choice
-                        .as_deref()
-                        .map(|c| format!("{c}. "))
-                        .unwrap_or_default(),
-                    r.answer
-                );
-            }
+            emit(a.json, &tessera_kg::ask(&cfg)?)
         }
         KgCmd::Eval(a) => {
-            let out = a.out.unwrap_or_else(|| {
-                let mut p = a.db.clone().into_os_string();
-                p.push(format!(".eval-{}", a.opts.scoring));
-                PathBuf::from(p)
-            });
+            let out = a
+                .out
+                .unwrap_or_else(|| KgEvalConfig::default_out(&a.db, a.opts.scoring));
             let cfg = KgEvalConfig {
                 db: a.db,
                 data_dir: a.data,
@@ -285,20 +231,9 @@ pub fn run(ctx: &Ctx, c: KgCmd) -> anyhow::Result<()> {
             let r = tessera_kg::eval::run(&cfg, |i, n| {
                 eprintln!("tessera kg eval: {i}/{n} questions")
             })?;
-            if a.json {
-                super::print_json(&serde_json::to_value(&r)?);
-            } else {
-                println!(
-                    "{} questions: no KG {:.1}%, KG no rerank {:.1}%, DALK {:.1}% (paper, gpt-3.5: {} / {} / {}); \
-                     transcript {}",
-                    r.questions, r.no_kg_accuracy, r.no_rerank_accuracy, r.dalk_accuracy,
-                    tessera_kg::eval::PAPER_NO_KG, tessera_kg::eval::PAPER_NO_RERANK, tessera_kg::eval::PAPER_DALK,
-                    r.transcript.display()
-                );
-            }
+            emit(a.json, &r)
         }
     }
-    Ok(())
 }
 
 /// The tour section.

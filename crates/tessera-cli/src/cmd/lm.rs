@@ -1,6 +1,6 @@
 //! `tessera info|generate|perplexity`, `tessera bench decode|lora`: argument parsing and printing; the work is in
 //! `tessera-lm` (the tour section is `tessera_lm::tour::tour`).
-use super::{print_json, Ctx};
+use super::{emit, print_json, Ctx};
 use clap::Args;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -188,16 +188,7 @@ pub fn perplexity(ctx: &Ctx, a: PerplexityArgs) -> anyhow::Result<()> {
         pb.set_position(d as u64)
     })?;
     pb.finish_and_clear();
-    if a.json {
-        print_json(&serde_json::to_value(&r)?);
-    } else {
-        let r = &r.report;
-        println!(
-            "perplexity {:.4} over {} scored tokens ({} windows of {}, stride {})",
-            r.perplexity, r.scored_tokens, r.windows, r.window, r.stride
-        );
-    }
-    Ok(())
+    emit(a.json, &r)
 }
 
 /// `tessera bench decode` arguments.
@@ -255,19 +246,5 @@ pub fn bench_decode(ctx: &Ctx, a: BenchDecodeArgs) -> anyhow::Result<()> {
         reps: a.reps,
         dtypes: a.dtype,
     };
-    let r = speed::bench_decode(&cfg, &worker)?;
-    if a.json {
-        print_json(&serde_json::to_value(&r)?);
-    } else {
-        println!("{r}");
-    }
-    Ok(())
-}
-
-/// `tessera bench lora` arguments (defined with the training benchmarks).
-pub use super::bench_train::BenchLoraArgs;
-
-/// Runs `tessera bench lora` (`tessera_lm::bench_train` through `cmd/bench_train.rs`).
-pub fn bench_lora(ctx: &Ctx, a: BenchLoraArgs) -> anyhow::Result<()> {
-    super::bench_train::bench_lora(ctx, a)
+    emit(a.json, &speed::bench_decode(&cfg, &worker)?)
 }

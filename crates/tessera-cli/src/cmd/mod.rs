@@ -31,3 +31,13 @@ pub fn print_json(v: &serde_json::Value) {
     let line = serde_json::to_string(v).unwrap_or_else(|_| "{}".into());
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
+
+/// Prints a command's result: one JSON line with `--json`, else its human-readable `Display` text.
+pub fn emit<T: serde::Serialize + std::fmt::Display>(json: bool, r: &T) -> anyhow::Result<()> {
+    if json {
+        print_json(&serde_json::to_value(r)?);
+    } else {
+        println!("{r}");
+    }
+    Ok(())
+}

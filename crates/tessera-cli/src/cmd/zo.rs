@@ -1,7 +1,7 @@
 //! `tessera zo` glue: argument parsing and printing around `tessera-zo` (`zo memory` runs each case in a fresh
 //! worker process of this binary, so each peak is its own).
 use super::lm::DEFAULT_MODEL;
-use super::{print_json, Ctx};
+use super::{emit, print_json, Ctx};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use tessera_zo::{MemoryConfig, MemoryEntry, Optimizer, Scheme, Task, ZoConfig};
@@ -141,20 +141,7 @@ pub fn run(ctx: &Ctx, c: ZoCmd) -> anyhow::Result<()> {
 }
 
 fn plot(a: PlotArgs) -> anyhow::Result<()> {
-    let mut runs = Vec::new();
-    for p in &a.results {
-        let f = if p.is_dir() {
-            p.join("result.json")
-        } else {
-            p.clone()
-        };
-        let text = tessera_core::fsx::read_to_string(&f)?;
-        runs.push(
-            serde_json::from_str::<tessera_zo::ZoResult>(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?,
-        );
-    }
-    tessera_zo::plot::accuracy_plot(&runs, &a.out, &a.title)?;
+    tessera_zo::plot::plot_files(&a.results, &a.out, &a.title)?;
     println!("{}", a.out.display());
     Ok(())
 }
@@ -185,57 +172,21 @@ fn train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
         resume: a.resume,
         offline: ctx.offline,
     };
-    let r = tessera_zo::run(&cfg)?;
-    if a.json {
-        print_json(&serde_json::to_value(&r)?);
-        return Ok(());
-    }
-    println!(
-        "{} {} on {}: accuracy {:.2}% → {:.2}% ({:+.2} points) after {} steps; {:.2} s/step ({:.2}× a forward), \
-         peak heap {:.0} MiB; results in {}",
-        r.settings.optimizer,
-        r.settings.scheme,
-        r.settings.task,
-        100.0 * r.accuracy_before,
-        100.0 * r.accuracy_after,
-        r.gain_points,
-        r.steps_done,
-        r.step_seconds,
-        r.step_vs_forward,
-        r.peak_heap_bytes as f64 / 1048576.0,
-        r.out.display()
-    );
-    Ok(())
+    emit(a.json, &tessera_zo::run(&cfg)?)
 }
 
 /// Runs one memory case in a fresh process of this binary.
 pub fn spawn_case(ctx: &Ctx, cfg: &MemoryConfig, case: &str) -> tessera_zo::Result<MemoryEntry> {
-    let exe = std::env::current_exe()
-        .map_err(|e| tessera_zo::ZoError::invalid(format!("worker: {e}")))?;
-    let mut cmd = std::process::Command::new(exe);
+    let mut cmd = std::process::Command::new(tessera_core::worker::current_exe()?);
     cmd.args(["zo", "memory", "--json", "--worker", case])
-        .args([
-            "--scheme",
-            &cfg.scheme.to_string(),
-            "--batch",
-            &cfg.batch.to_string(),
-        ])
+        .args(["--scheme", &cfg.scheme.to_string()])
+        .args(["--batch", &cfg.batch.to_string()])
         .args(ctx.offline.then_some("--offline"))
         .arg(&cfg.model);
     if let Some(d) = &cfg.data_dir {
         cmd.arg("--data").arg(d);
     }
-    let out = cmd
-        .output()
-        .map_err(|e| tessera_zo::ZoError::invalid(format!("worker: {e}")))?;
-    if !out.status.success() {
-        return Err(tessera_zo::ZoError::invalid(format!(
-            "worker {case} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    serde_json::from_slice(&out.stdout)
-        .map_err(|e| tessera_zo::ZoError::invalid(format!("worker output: {e}")))
+    Ok(tessera_core::worker::run_json(&mut cmd, case)?)
 }
 
 fn memory(ctx: &Ctx, a: MemoryArgs) -> anyhow::Result<()> {
@@ -254,24 +205,7 @@ fn memory(ctx: &Ctx, a: MemoryArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let rep = tessera_zo::memory::memory(&cfg, &mut |case| spawn_case(ctx, &cfg, case))?;
-    if a.json {
-        print_json(&serde_json::to_value(&rep)?);
-        return Ok(());
-    }
-    println!(
-        "peak live heap of one step, scheme {}, batch {}:",
-        rep.scheme, rep.batch
-    );
-    for (k, e) in &rep.cases {
-        println!(
-            "  {k:<14} {:>8.1} MiB  {:>5.2}x inference  {:>6.2} s  ({:.2}x a forward)",
-            e.peak_heap_bytes as f64 / 1048576.0,
-            rep.heap_vs_inference.get(k).copied().unwrap_or(f64::NAN),
-            e.seconds,
-            rep.step_vs_forward.get(k).copied().unwrap_or(f64::NAN)
-        );
-    }
-    Ok(())
+    emit(a.json, &rep)
 }
 
 /// The tour's zeroth-order section.
