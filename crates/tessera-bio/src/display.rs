@@ -112,6 +112,9 @@ impl fmt::Display for BioEvalResult {
                 "\n{k:<22} {:.1} calls, {:.0} + {:.0} tokens per set",
                 c.calls, c.prompt_tokens, c.completion_tokens
             )?;
+            if let Some(&n) = self.no_answer.get(k).filter(|&&n| n > 0) {
+                write!(f, "; no readable name in {n} of {} sets", self.gene_sets)?;
+            }
         }
         Ok(())
     }

@@ -250,6 +250,8 @@ pub struct BioEvalResult {
     pub thought_graph_best_percentile: Option<f64>,
     /// Mean cost per gene set, by method key.
     pub cost_per_set: BTreeMap<String, CostPerSet>,
+    /// Gene sets for which an LLM method produced no readable name (each scored 0), by method key.
+    pub no_answer: BTreeMap<String, usize>,
     /// Unknown gene symbols in all evaluated sets (reported per set in the records, and skipped).
     pub unknown_genes: usize,
     /// Gene sets with at least one unknown symbol.
@@ -589,11 +591,16 @@ fn summarise(
     let best_cos = |o: &Outcome| o.best.as_ref().map_or(0.0, |b| b.1.cosine);
     let best_pct = |o: &Outcome| o.best.as_ref().map_or(0.0, |b| b.1.percentile);
     let mut cost_per_set = BTreeMap::new();
+    let mut no_answer = BTreeMap::new();
     for k in ["zero_shot", "few_shot", "cot", "thought_graph"] {
         let o = outs(k);
         if o.is_empty() {
             continue;
         }
+        no_answer.insert(
+            k.to_string(),
+            o.iter().filter(|x| x.prediction.trim().is_empty()).count(),
+        );
         let n = o.len() as f64;
         let sum = |f: fn(&Cost) -> usize| o.iter().map(|x| f(&x.cost) as f64).sum::<f64>() / n;
         cost_per_set.insert(
@@ -637,6 +644,7 @@ fn summarise(
         thought_graph_best_cosine: m("thought_graph", best_cos),
         thought_graph_best_percentile: m("thought_graph", best_pct),
         cost_per_set,
+        no_answer,
         unknown_genes: records.iter().map(|r| r.unknown.len()).sum(),
         gene_sets_with_unknown_genes: records.iter().filter(|r| !r.unknown.is_empty()).count(),
         journal,

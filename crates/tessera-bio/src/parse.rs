@@ -147,6 +147,13 @@ pub fn proposal(text: &str) -> Option<Proposal> {
             });
         }
     }
+    if let Some(name) = prose_process(text) {
+        return Some(Proposal {
+            name,
+            relation: None,
+            reason: None,
+        });
+    }
     let first = text.lines().map(str::trim).find(|l| !l.is_empty())?;
     if first.contains('{') || first.split_whitespace().count() > 12 {
         return None;
@@ -158,8 +165,66 @@ pub fn proposal(text: &str) -> Option<Proposal> {
     })
 }
 
+/// A name stated in prose, as small models answer instead of the asked `Process: <name>` line: in the last
+/// sentence that mentions a process, the phrase after its ` is ` / ` are `, without a leading article or
+/// "process of", cut at the first comma, semicolon or relative clause. "The most prominent biological process
+/// these genes carry out is the regulation of lipid transport, which …" gives `regulation of lipid transport`.
+pub fn prose_process(text: &str) -> Option<String> {
+    let mut found = None;
+    for sentence in text.split(['\n', '.', '!', '?']) {
+        let low = sentence.to_ascii_lowercase();
+        let Some(p) = low.find("process") else {
+            continue;
+        };
+        let Some(v) = [" is ", " are "]
+            .iter()
+            .filter_map(|v| low[p..].find(v).map(|i| p + i + v.len()))
+            .min()
+        else {
+            continue;
+        };
+        let mut rest = &sentence[v..];
+        let mut lower = &low[v..];
+        for lead in [
+            "the ",
+            "a ",
+            "an ",
+            "likely ",
+            "probably ",
+            "the process of ",
+            "process of ",
+            "that of ",
+        ] {
+            if let Some(r) = lower.strip_prefix(lead) {
+                rest = &rest[lead.len()..];
+                lower = r;
+            }
+        }
+        let end = [
+            ",",
+            ";",
+            ":",
+            "(",
+            " which ",
+            " that ",
+            " where ",
+            " in which ",
+            " and is ",
+            " because ",
+        ]
+        .iter()
+        .filter_map(|m| lower.find(m))
+        .min()
+        .unwrap_or(rest.len());
+        if let Some(n) = clean_name(&rest[..end]).filter(|n| n.split_whitespace().count() <= 12) {
+            found = Some(n);
+        }
+    }
+    found
+}
+
 /// The `Process: <name>` answer of a baseline (the last such line wins, as a chain of thought ends with it);
-/// else a JSON `process`; else a short last line.
+/// else a JSON `process`; else a name stated in prose ([`prose_process`]); else a short last line.
 pub fn process_answer(text: &str) -> Option<String> {
     let mut found = None;
     for line in text.lines() {
@@ -175,6 +240,9 @@ pub fn process_answer(text: &str) -> Option<String> {
     }
     if let Some(p) = proposal(text) {
         return Some(p.name);
+    }
+    if let Some(n) = prose_process(text) {
+        return Some(n);
     }
     let last = text.lines().map(str::trim).rev().find(|l| !l.is_empty())?;
     (last.split_whitespace().count() <= 12)
@@ -264,6 +332,45 @@ pub fn rating(text: &str) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_stated_in_prose_are_read() {
+        // Replies of SmolLM2-135M-Instruct to the zero-shot and chain-of-thought prompts (tour, 2026-12-02).
+        let cases = [
+            (
+                "The most prominent biological process this gene carries out is the regulation of LDLRAP1, a gene \
+                 encoding a protein involved in lipid metabolism.",
+                "regulation of LDLRAP1",
+            ),
+            ("The most prominent biological process this gene carries out is the synthesis of DNA itself.", "synthesis of DNA itself"),
+            (
+                "The most prominent biological process that carries out the genes NOD1, HLA-DRA, CD74 are the process \
+                 of gene expression.",
+                "gene expression",
+            ),
+            (
+                "The process that combines genes OGG1, ERCC5, XPA is a multicellular cellular process that is involved \
+                 in the regulation of gene expression.",
+                "multicellular cellular process",
+            ),
+        ];
+        for (reply, want) in cases {
+            assert_eq!(process_answer(reply).as_deref(), Some(want), "{reply}");
+        }
+        // The last sentence naming a process wins (a chain of thought concludes).
+        assert_eq!(
+            prose_process("OGG1 is a glycosylase. Together the process is DNA repair.").as_deref(),
+            Some("DNA repair")
+        );
+        // No process mentioned, or no verb after it: nothing.
+        assert_eq!(prose_process("These genes are interesting."), None);
+        assert_eq!(prose_process("A process."), None);
+        // Multi-byte text does not split a character.
+        assert_eq!(
+            prose_process("Le processus est … ; the process is Zellteilung über Mitose").as_deref(),
+            Some("Zellteilung über Mitose")
+        );
+    }
 
     #[test]
     fn proposals_are_read_from_json_prose_and_broken_json() {
