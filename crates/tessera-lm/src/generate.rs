@@ -267,10 +267,7 @@ fn generate_inner(
     let mut rng = tessera_core::rng::seeded(p.seed);
     let mut cache = Cache::new(model.config.num_hidden_layers);
     if let Some(h) = hook.as_deref_mut() {
-        h.begin_sequence(&SequenceInfo {
-            prompt_lens: vec![prompt.len()],
-            max_new_tokens: p.max_tokens,
-        });
+        h.begin_sequence(&SequenceInfo::new(&[prompt], p.max_tokens));
     }
     let mut row = single_step(
         model,
@@ -432,10 +429,7 @@ fn generate_batch_inner(
     }
     let dev = model.device().clone();
     if let Some(h) = hook.as_deref_mut() {
-        h.begin_sequence(&SequenceInfo {
-            prompt_lens: prompts.iter().map(Vec::len).collect(),
-            max_new_tokens: p.max_tokens,
-        });
+        h.begin_sequence(&SequenceInfo::new(prompts, p.max_tokens));
     }
     let mut key_mask = Tensor::from_vec(keep, (b, len), &dev)?;
     let mut cache = Cache::new(model.config.num_hidden_layers);

@@ -34,8 +34,32 @@ pub struct StepInfo {
 pub struct SequenceInfo {
     /// Prompt length of every row.
     pub prompt_lens: Vec<usize>,
+    /// A 64-bit FNV-1a hash of every row's prompt tokens ([`prompt_hash`]), so a hook can draw per-sequence
+    /// randomness that is the same whether the sequence is decoded or scored teacher-forced.
+    pub prompt_hashes: Vec<u64>,
     /// Most new tokens the generation may produce (0 for scoring).
     pub max_new_tokens: usize,
+}
+
+impl SequenceInfo {
+    /// The start of a generation of `max_new_tokens` after each of `prompts` (one per row; 0 for scoring).
+    pub fn new<P: AsRef<[u32]>>(prompts: &[P], max_new_tokens: usize) -> Self {
+        SequenceInfo {
+            prompt_lens: prompts.iter().map(|p| p.as_ref().len()).collect(),
+            prompt_hashes: prompts.iter().map(|p| prompt_hash(p.as_ref())).collect(),
+            max_new_tokens,
+        }
+    }
+}
+
+/// 64-bit FNV-1a over the little-endian bytes of `tokens`: stable across runs, platforms and releases.
+pub fn prompt_hash(tokens: &[u32]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in tokens.iter().flat_map(|t| t.to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 /// One call site inside a block.

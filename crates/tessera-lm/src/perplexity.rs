@@ -93,10 +93,7 @@ pub fn perplexity_with(
         let first_target = prev_end.max(begin + 1);
         let chunk = Tensor::new(&ids[begin..end], model.device())?.unsqueeze(0)?;
         if let Some(h) = hook.as_deref_mut() {
-            h.begin_sequence(&SequenceInfo {
-                prompt_lens: vec![end - begin],
-                max_new_tokens: 0,
-            });
+            h.begin_sequence(&SequenceInfo::new(&[&ids[begin..end]], 0));
         }
         let from = first_target - begin - 1; // logits row predicting token first_target
         let rows = end - first_target;

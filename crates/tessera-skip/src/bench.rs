@@ -59,10 +59,7 @@ pub fn decode_fixed(
     if prompt.is_empty() {
         return Err(SkipError::invalid("empty prompt"));
     }
-    hook.begin_sequence(&SequenceInfo {
-        prompt_lens: vec![prompt.len()],
-        max_new_tokens: steps,
-    });
+    hook.begin_sequence(&SequenceInfo::new(&[prompt], steps));
     let mut cache = Cache::new(model.config.num_hidden_layers);
     let mut feed = prompt.to_vec();
     for i in 0..=steps {

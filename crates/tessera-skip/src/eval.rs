@@ -267,10 +267,7 @@ pub fn continuation_nll(
     }
     let mut hook = hook;
     if let Some(h) = hook.as_deref_mut() {
-        h.begin_sequence(&SequenceInfo {
-            prompt_lens: vec![prompt.len()],
-            max_new_tokens,
-        });
+        h.begin_sequence(&SequenceInfo::new(&[prompt], max_new_tokens));
     }
     let mut ids = prompt.to_vec();
     ids.extend_from_slice(&continuation[..continuation.len() - 1]);

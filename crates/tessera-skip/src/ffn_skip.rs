@@ -17,8 +17,9 @@
 //!   (`n = round(f · L · k / (k − 1))`, the reading of the authors' "10% / 25% / 30%" labels: e.g. 12 of 40 layers
 //!   on 5 tokens of 6 is 25%).
 //! - **Baseline** ([`SkipMode::RandomSpan`]): on the same tokens, a contiguous span of `n` layers at a uniformly
-//!   random start inside the non-cold range, seeded per (row, token position) so that a generation and its
-//!   teacher-forced re-scoring draw the same spans.
+//!   random start inside the non-cold range, drawn per (prompt, generated position) from the seed and a hash of
+//!   the prompt's tokens ([`tessera_lm::hook::prompt_hash`]), so different prompts draw different spans while a
+//!   generation and its teacher-forced re-scoring draw the same ones.
 //!
 //! Deviations from the reference code, all documented in the crate README: layer 0 is never eligible (it has no
 //! previous layer to take a cosine of); a span that reaches the last cold region is cut there; batches are
@@ -382,6 +383,7 @@ pub struct FfnSkipHook {
     cfg: FfnSkipConfig,
     plan: SkipPlan,
     prompt_lens: Vec<usize>,
+    prompt_hashes: Vec<u64>,
     warmup: usize,
     stats: SkipStats,
     // Per step: role, span state and the previous layer's cosine for each of the step's tokens.
@@ -402,6 +404,7 @@ impl FfnSkipHook {
             cfg: cfg.clone(),
             plan,
             prompt_lens: vec![],
+            prompt_hashes: vec![],
             warmup: cfg.warmup.unwrap_or(1),
             stats: SkipStats {
                 layer_skipped: vec![0; layers],
@@ -511,6 +514,7 @@ fn row_cosines(a: &Tensor, b: &Tensor) -> tessera_lm::Result<Vec<f64>> {
 impl LayerHook for FfnSkipHook {
     fn begin_sequence(&mut self, info: &SequenceInfo) {
         self.prompt_lens = info.prompt_lens.clone();
+        self.prompt_hashes = info.prompt_hashes.clone();
         self.warmup = self
             .cfg
             .warmup
@@ -539,8 +543,11 @@ impl LayerHook for FfnSkipHook {
                 .map(|(i, r)| match r {
                     Role::Eligible(g) => {
                         let row = i / step.tokens.max(1);
-                        let mut rng =
-                            tessera_core::rng::derived(self.cfg.seed, &format!("span/{row}/{g}"));
+                        let prompt = self.prompt_hashes.get(row).copied().unwrap_or(0);
+                        let mut rng = tessera_core::rng::derived(
+                            self.cfg.seed,
+                            &format!("span/{prompt:016x}/{g}"),
+                        );
                         rng.gen_range(lo..=hi - span)
                     }
                     _ => usize::MAX,
@@ -667,13 +674,39 @@ mod tests {
     }
 
     #[test]
+    fn random_spans_differ_between_prompts_and_repeat_for_one() {
+        let cfg = FfnSkipConfig {
+            mode: SkipMode::RandomSpan,
+            ..FfnSkipConfig::default()
+        };
+        let spans = |prompt: &[u32]| -> Vec<usize> {
+            let mut h = FfnSkipHook::new(&cfg, 30).unwrap();
+            h.begin_sequence(&SequenceInfo::new(&[prompt], 128));
+            (0..40)
+                .filter_map(|g| {
+                    let pos = (prompt.len() + g) as u32;
+                    h.begin_step(&StepInfo {
+                        batch: 1,
+                        tokens: 1,
+                        past: pos as usize,
+                        positions: vec![pos],
+                        generated: Some(g),
+                    });
+                    (h.random_start[0] != usize::MAX).then_some(h.random_start[0])
+                })
+                .collect()
+        };
+        let a = spans(&[1, 2, 3]);
+        assert!(a.len() > 20, "{a:?}");
+        assert_eq!(a, spans(&[1, 2, 3]));
+        assert_ne!(a, spans(&[1, 2, 4]));
+    }
+
+    #[test]
     fn roles_follow_warmup_and_the_full_token_period() {
         let cfg = FfnSkipConfig::default();
         let mut h = FfnSkipHook::new(&cfg, 30).unwrap();
-        h.begin_sequence(&SequenceInfo {
-            prompt_lens: vec![10],
-            max_new_tokens: 128,
-        });
+        h.begin_sequence(&SequenceInfo::new(&[[0u32; 10]], 128));
         // Warm-up 2 tokens (positions 10, 11), then [e, e, e, e, e, full].
         assert_eq!(h.role(0, 9), Role::Prompt);
         assert_eq!(h.role(0, 10), Role::Full(0));

@@ -217,10 +217,7 @@ fn kv_cache_lengths_stay_consistent() {
         )
         .unwrap();
         let p = prompt(6);
-        h.begin_sequence(&SequenceInfo {
-            prompt_lens: vec![p.len()],
-            max_new_tokens: 12,
-        });
+        h.begin_sequence(&SequenceInfo::new(&[&p], 12));
         let mut cache = Cache::new(8);
         let mut feed = p.clone();
         for i in 0..12 {
