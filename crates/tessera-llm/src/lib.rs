@@ -39,7 +39,7 @@ pub use engine::{Engine, EngineConfig, EngineStats};
 pub use error::{LlmError, Result};
 pub use local::LocalChat;
 pub use openai::{OpenAiChat, OpenAiConfig};
-pub use record::{Recording, ReplayChat, TranscriptEntry};
+pub use record::{Recording, ReplayChat, ScoreEntry, TranscriptEntry};
 pub use server::{ServerConfig, ServerHandle};
 pub use types::{
     ChatMessage, ChatParams, ChatRequest, ChatResponse, Choice, ContinuationScore, ScoreRequest,

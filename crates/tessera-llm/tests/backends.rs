@@ -2,7 +2,7 @@
 use std::sync::Arc;
 use tessera_llm::{
     spec, BlockingChat, ChatMessage, ChatModel, ChatParams, ChatRequest, LlmError, LocalChat,
-    Recording, ReplayChat,
+    Recording, ReplayChat, ScoreRequest,
 };
 
 fn tiny_chat() -> LocalChat {
@@ -109,6 +109,44 @@ fn transcripts_record_and_replay() {
     let m = BlockingChat::open(&spec, true).unwrap();
     assert_eq!(m.chat(&req("first", 6)).unwrap(), a);
     assert!(dir.path().join("r2.jsonl").exists());
+}
+
+#[test]
+fn scoring_calls_are_recorded_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.jsonl");
+    let rec = BlockingChat::new(Arc::new(Recording::new(Arc::new(tiny_chat()), &path))).unwrap();
+    let sreq = |a: &str, b: &str| ScoreRequest {
+        messages: vec![ChatMessage::new("user", "Pick one.")],
+        prefix: String::new(),
+        continuations: vec![a.to_string(), b.to_string()],
+    };
+    let s1 = rec.block_on(rec.model().score(&sreq("yes", "no"))).unwrap();
+    let chat = rec.chat(&req("hello", 4)).unwrap();
+    let bad = ScoreRequest {
+        continuations: vec![],
+        ..sreq("a", "b")
+    };
+    assert!(rec.block_on(rec.model().score(&bad)).is_err());
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["score_request"]["continuations"][1], "no");
+    assert!(lines[2]["error"].is_string() && lines[2]["score_response"].is_null());
+    let rb = BlockingChat::new(Arc::new(ReplayChat::open(&path).unwrap())).unwrap();
+    // Scores and chat answers replay from their own lines, in any order.
+    assert_eq!(rb.chat(&req("hello", 4)).unwrap(), chat);
+    assert_eq!(
+        rb.block_on(rb.model().score(&sreq("yes", "no"))).unwrap(),
+        s1
+    );
+    assert!(matches!(
+        rb.block_on(rb.model().score(&sreq("no", "yes"))),
+        Err(LlmError::NotRecorded(_))
+    ));
 }
 
 #[test]

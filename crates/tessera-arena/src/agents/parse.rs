@@ -63,7 +63,8 @@ pub fn parse_action<G: Game>(g: &G, text: &str) -> Result<Action, ParseError> {
         let mut from = 0;
         while let Some(i) = norm[from..].find(&label) {
             found.push((from + i, a));
-            from += i + 1;
+            // Step one character (not one byte) past the match start, so a label may start with any character.
+            from += i + norm[from + i..].chars().next().map_or(1, char::len_utf8);
         }
     }
     if found.is_empty() {
