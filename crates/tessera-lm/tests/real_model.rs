@@ -8,23 +8,12 @@
 //! at every one of 64 positions — tight enough that any real bug (wrong rope layout, head grouping, eps, tying)
 //! fails by orders of magnitude.
 use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::{llama as ref_llama, quantized_llama};
+use candle_transformers::models::llama as ref_llama;
 use std::collections::HashMap;
 use tessera_lm::*;
 
-fn model_path() -> Option<std::path::PathBuf> {
-    let a = tessera_core::assets::find_model("smollm2-135m").unwrap();
-    if a.is_present() {
-        return Some(a.main_path());
-    }
-    if std::env::var_os("TESSERA_REQUIRE_ASSETS").is_some() {
-        panic!("SmolLM2 is not in the cache: run `tessera assets fetch`");
-    }
-    eprintln!("skipping: SmolLM2 not cached (run `tessera assets fetch`)");
-    None
-}
-
-const TEXT: &str = "The Eiffel Tower, completed in 1889 for the World's Fair in Paris, was at first criticised by many of France's leading artists. Today it is the most visited paid monument in the world, and its silhouette is recognised everywhere. Engineers admire its lattice of wrought iron, which weighs about seven thousand tonnes and sways only a few centimetres in strong wind.";
+mod common;
+use common::{all_logits, model_path, TEXT};
 
 fn prompt(m: &Llama) -> Vec<u32> {
     let ids = m.tokenizer().unwrap().encode(TEXT).unwrap();
@@ -54,17 +43,6 @@ fn tokenizer_matches_llama_cpp_ids() {
 }
 
 /// Our logits for every position of `ids`, `[tokens, vocab]`.
-fn all_logits(m: &Llama, ids: &[u32]) -> Tensor {
-    let x = Tensor::new(ids, &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    m.forward(Input::Ids(&x), Forward::default())
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
-}
-
 #[test]
 fn logits_match_candle_transformers_llama_on_every_position() {
     let Some(p) = model_path() else { return };
@@ -139,28 +117,13 @@ fn top1_agrees_with_candle_quantized_llama() {
         .unwrap()
         .to_vec1::<u32>()
         .unwrap();
-    let mut f = std::fs::File::open(&p).unwrap();
-    let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
-    let mut q = quantized_llama::ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
+    let reference = common::quantized_llama_top1(&p, &ids);
     let mut agree = 0;
-    for (i, &t) in ids.iter().enumerate() {
-        let x = Tensor::new(&[t], &Device::Cpu)
-            .unwrap()
-            .unsqueeze(0)
-            .unwrap();
-        let top = q
-            .forward(&x, i)
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .argmax(0)
-            .unwrap()
-            .to_scalar::<u32>()
-            .unwrap();
-        if top != ours[i] {
-            eprintln!("position {i}: ours {} vs quantized {top}", ours[i]);
+    for (i, (&top, &o)) in reference.iter().zip(&ours).enumerate() {
+        if top != o {
+            eprintln!("position {i}: ours {o} vs quantized {top}");
         }
-        agree += usize::from(top == ours[i]);
+        agree += usize::from(top == o);
     }
     eprintln!("top-1 agreement with quantized_llama: {agree}/64");
     assert!(agree * 100 >= 95 * 64, "top-1 agreement {agree}/64 < 95%");

@@ -3,31 +3,12 @@
 //! `TESSERA_REQUIRE_ASSETS=1`), Q8_0 and the compressed sparse formats on a tiny model, pruned directories loading
 //! sparse, and compact layers refusing the hooks that need f32.
 use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_llama;
 use tessera_lm::bench_sparse::{prune_by_magnitude, MaskPattern};
-use tessera_lm::testing::{ids, max_abs_diff, tiny_model, write_tiny_gguf};
+use tessera_lm::testing::{max_abs_diff, tiny_model, write_tiny_gguf};
 use tessera_lm::*;
 
-fn model_path() -> Option<std::path::PathBuf> {
-    let a = tessera_core::assets::find_model("smollm2-135m").unwrap();
-    if a.is_present() {
-        return Some(a.main_path());
-    }
-    if std::env::var_os("TESSERA_REQUIRE_ASSETS").is_some() {
-        panic!("SmolLM2 is not in the cache: run `tessera assets fetch`");
-    }
-    eprintln!("skipping: SmolLM2 not cached (run `tessera assets fetch`)");
-    None
-}
-
-const TEXT: &str = "The Eiffel Tower, completed in 1889 for the World's Fair in Paris, was at first criticised by many of France's leading artists. Today it is the most visited paid monument in the world, and its silhouette is recognised everywhere. Engineers admire its lattice of wrought iron, which weighs about seven thousand tonnes and sways only a few centimetres in strong wind.";
-
-fn all_logits(m: &Llama, tokens: &[u32]) -> Tensor {
-    m.forward(Input::Ids(&ids(tokens)), Forward::default())
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
-}
+mod common;
+use common::{all_logits, model_path, TEXT};
 
 fn scale(t: &Tensor) -> f32 {
     t.abs()
@@ -63,25 +44,10 @@ fn quantized_path_top1_agrees_with_candle_quantized_llama() {
         .unwrap()
         .to_vec1::<u32>()
         .unwrap();
-    let mut f = std::fs::File::open(&p).unwrap();
-    let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
-    let mut q = quantized_llama::ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
+    let reference = common::quantized_llama_top1(&p, &toks);
     let mut agree = 0;
-    for (i, &t) in toks.iter().enumerate() {
-        let x = Tensor::new(&[t], &Device::Cpu)
-            .unwrap()
-            .unsqueeze(0)
-            .unwrap();
-        let top = q
-            .forward(&x, i)
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .argmax(0)
-            .unwrap()
-            .to_scalar::<u32>()
-            .unwrap();
-        agree += usize::from(top == ours[i]);
+    for (&top, &o) in reference.iter().zip(&ours) {
+        agree += usize::from(top == o);
     }
     eprintln!("quantized path: top-1 agreement with quantized_llama {agree}/64");
     assert!(agree * 100 >= 95 * 64, "top-1 agreement {agree}/64 < 95%");
