@@ -1,6 +1,6 @@
 //! The Wolf Within: covert injection of malice into (M)LLM societies via an (M)LLM operative.
 //!
-//! Paper: Zhen Tan et al., "The Wolf Within: Covert Injection of Malice into MLLM Societies via an MLLM
+//! Paper: "The Wolf Within: Covert Injection of Malice into MLLM Societies via an MLLM
 //! Operative", arXiv 2402.14859 (CVPR 2024 ReGenAI workshop); the reference code is
 //! ChengshuaiZhao0/The-Wolf-Within (`llava_two_llms_new.py`), read to understand the chain, not copied.
 //!
