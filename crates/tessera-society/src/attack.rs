@@ -1,5 +1,5 @@
-//! `AttackConfig → attack → AttackResult`: the operative attack (the [`wolf`](crate::wolf) embedding chain or
-//! the [`gcg`](crate::gcg) text variant) with evaluation, checkpoints and transfer to a chat backend.
+//! `AttackConfig → attack → AttackResult`: the operative attack (the [`crate::wolf`] embedding chain or
+//! the [`crate::gcg`] text variant) with evaluation, checkpoints and transfer to a chat backend.
 //!
 //! Checkpoints (`checkpoint.json` in [`AttackConfig::out`], written atomically every `checkpoint_every` steps)
 //! hold the step, the injected values (or ids), the current reply slots, the loss curve and the evaluations. The

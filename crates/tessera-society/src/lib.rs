@@ -7,7 +7,7 @@
 //! - [`wolf`]: the paper's attack (The Wolf Within, arXiv 2402.14859): injected input → wolf logits → hard
 //!   Gumbel-softmax → × sheep embeddings → sheep target cross-entropy → signed steps.
 //! - [`gcg`]: a discrete, transferable plain-text variant.
-//! - [`attack`]: `AttackConfig → attack → AttackResult`, checkpoints, sweeps.
+//! - [`mod@attack`]: `AttackConfig → attack → AttackResult`, checkpoints, sweeps.
 //! - [`targets`]: benign canaries under the paper's 14 scenario labels, and the success test.
 #![deny(missing_docs)]
 
