@@ -42,6 +42,9 @@ enum Cmd {
     /// Knowledge-graph question answering (DALK): import, build from literature, ask, evaluate on ADQA.
     #[command(subcommand)]
     Kg(cmd::kg::KgCmd),
+    /// Multi-agent societies and covert injection through an operative (The Wolf Within).
+    #[command(subcommand)]
+    Society(cmd::society::SocietyCmd),
     /// Newton training with quantum/classical linear-solver scheduling (Q-Newton).
     #[command(subcommand)]
     Qnewton(cmd::qnewton::QnewtonCmd),
@@ -111,6 +114,7 @@ fn main() {
         Cmd::Arena(c) => cmd::arena::run(&ctx, c),
         Cmd::Graph(c) => cmd::graph::run(&ctx, c),
         Cmd::Kg(c) => cmd::kg::run(&ctx, c),
+        Cmd::Society(c) => cmd::society::run(&ctx, c),
         Cmd::Qnewton(c) => cmd::qnewton::run(&ctx, c),
         Cmd::Bench(b) => match b {
             BenchCmd::Decode(a) => cmd::lm::bench_decode(&ctx, a),

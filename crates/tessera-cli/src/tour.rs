@@ -34,6 +34,7 @@ const SYSTEMS: &[(&str, SectionFn)] = &[
     }),
     ("zo", cmd::zo::tour),
     ("kg", cmd::kg::tour),
+    ("society", cmd::society::tour),
     ("qnewton", |c, d| {
         Ok(Some(tessera_qnewton::tour::tour(d, c.offline)?))
     }),
