@@ -41,6 +41,7 @@ const SYSTEMS: &[(&str, SectionFn)] = &[
         Ok(Some(tessera_prune::tour::tour(d, c.offline)?))
     }),
     ("bio", cmd::bio::tour),
+    ("aurora", cmd::aurora::tour),
 ];
 
 /// Runs the tour.
