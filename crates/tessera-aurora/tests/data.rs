@@ -191,14 +191,19 @@ fn check_no_eval_prompt_in_training(harmful: &[HarmfulPrompt]) {
     let train_text: Vec<String> = safety
         .iter()
         .chain(&benign)
-        .map(|e| redteam::normalise(&tok.decode(&e.ids, true).unwrap()))
+        .map(|e| {
+            // The user turn of the rendered chat, as the model sees it.
+            let t = tok.decode(&e.ids, true).unwrap();
+            let u = t.split("<|im_start|>user\n").nth(1).unwrap();
+            redteam::normalise(u.split("<|im_end|>").next().unwrap())
+        })
         .collect();
     let evals = eval::eval_prompts(&split.test_harmful, usize::MAX);
     assert_eq!(evals.len(), split.test_harmful.len());
     for h in &evals {
         let p = redteam::normalise(&h.text);
         assert!(
-            !train_text.iter().any(|t| t.contains(&p)),
+            !train_text.contains(&p),
             "evaluation prompt in the training mix: {}",
             h.text
         );
@@ -206,7 +211,7 @@ fn check_no_eval_prompt_in_training(harmful: &[HarmfulPrompt]) {
     for (q, _) in &split.test_benign {
         let p = redteam::normalise(q);
         assert!(
-            !train_text.iter().any(|t| t.contains(&p)),
+            !train_text.contains(&p),
             "benign eval prompt trained on: {q}"
         );
     }

@@ -68,9 +68,8 @@ fn cap_and_eval_report_their_keys_and_the_output_loads() {
     }
     assert_eq!(j["train"]["steps_done"], 2);
     let g = tessera()
-        .args(["generate", "--max-tokens", "3", "--offline"])
+        .args(["generate", "--max-tokens", "3", "--offline", "--prompt", "hello"])
         .arg(&out)
-        .arg("hello")
         .output()
         .unwrap();
     assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
