@@ -38,8 +38,20 @@ pub struct EvalConfig {
     pub max_new_tokens: usize,
     /// Use the phrase rule only (no MiniLM).
     pub phrases_only: bool,
+    /// Keep the full text of replies to harmful prompts that were not refused (default: only their first
+    /// [`REDACT_CHARS`] characters are kept, so result files do not carry generated harmful content).
+    pub keep_harmful_outputs: bool,
     /// Never download.
     pub offline: bool,
+}
+
+/// Characters kept of a non-refused reply to a harmful prompt unless `keep_harmful_outputs`.
+pub const REDACT_CHARS: usize = 60;
+
+/// The first [`REDACT_CHARS`] characters of `s` and a `[redacted]` mark.
+pub fn redact(s: &str) -> String {
+    let head: String = s.chars().take(REDACT_CHARS).collect();
+    format!("{head} … [redacted]")
 }
 
 impl Default for EvalConfig {
@@ -55,6 +67,7 @@ impl Default for EvalConfig {
             benign: 24,
             max_new_tokens: 40,
             phrases_only: false,
+            keep_harmful_outputs: false,
             offline: false,
         }
     }
@@ -162,6 +175,13 @@ pub fn run_with(cfg: &EvalConfig, harmful: &[HarmfulPrompt]) -> Result<EvalResul
         None => None,
     };
     let model = tessera_lm::load(&path)?;
+    if cfg.window > model.max_positions() {
+        return Err(AuroraError::invalid(format!(
+            "--window {} is longer than the model's {} positions",
+            cfg.window,
+            model.max_positions()
+        )));
+    }
     let code_bytes = info
         .as_ref()
         .map(|i| i.code_bytes)
@@ -224,7 +244,11 @@ pub fn run_with(cfg: &EvalConfig, harmful: &[HarmfulPrompt]) -> Result<EvalResul
             kind: "harmful".into(),
             category: h.area.to_string(),
             prompt: h.text.clone(),
-            output: o.clone(),
+            output: if j.refusal || cfg.keep_harmful_outputs {
+                o.clone()
+            } else {
+                redact(o)
+            },
             refusal: j.refusal,
             similarity: j.similarity,
         });

@@ -241,7 +241,7 @@ pub fn train(
     };
     let pad = model.config.eos_token_id.unwrap_or(0);
     let end = match ctl.pause_after {
-        Some(n) => (step + n).min(spec.steps),
+        Some(n) => step.saturating_add(n).min(spec.steps),
         None => spec.steps,
     };
     let bar = tessera_core::progress::bar(spec.steps, label.to_string());

@@ -17,6 +17,22 @@ pub enum AuroraCmd {
     Cat(Box<CatArgs>),
     /// Perplexity per language, refusal per concern area and over-refusal of a model.
     Eval(EvalArgs),
+    /// SVG plots of finished runs: loss curves, perplexity per language and refusal rates across stages.
+    Plot(PlotArgs),
+}
+
+/// `tessera aurora plot` arguments.
+#[derive(Args)]
+pub struct PlotArgs {
+    /// Evaluation JSON files as STAGE=FILE, in stage order (e.g. base=a.json cap=b.json cat=c.json).
+    #[arg(long = "eval")]
+    pub evals: Vec<String>,
+    /// Training result.json files as LABEL=FILE (CAP or CAT).
+    #[arg(long = "run")]
+    pub runs: Vec<String>,
+    /// Folder for loss.svg, perplexity.svg, refusal.svg.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// Optimisation flags shared by `cap` and `cat`.
@@ -157,6 +173,9 @@ pub struct EvalArgs {
     /// Judge refusals by phrases only (no MiniLM).
     #[arg(long)]
     pub phrases_only: bool,
+    /// Keep the full text of non-refused replies to harmful prompts (default: first 60 characters).
+    #[arg(long)]
+    pub keep_harmful_outputs: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -208,6 +227,7 @@ pub fn run(ctx: &Ctx, c: AuroraCmd) -> anyhow::Result<()> {
             print_stage(a.train.json, "CAT", &v, &r.train, &r.out)
         }
         AuroraCmd::Eval(a) => eval(ctx, a),
+        AuroraCmd::Plot(a) => plot(a),
     }
 }
 
@@ -251,6 +271,7 @@ fn eval(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
         benign: a.benign,
         max_new_tokens: a.max_new_tokens,
         phrases_only: a.phrases_only,
+        keep_harmful_outputs: a.keep_harmful_outputs,
         offline: ctx.offline,
     };
     let r = tessera_aurora::eval::run(&cfg)?;
@@ -275,6 +296,52 @@ fn eval(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
         pct(r.over_refusal_rate),
         r.benign_evaluated
     );
+    Ok(())
+}
+
+fn read_labelled<T: serde::de::DeserializeOwned>(v: &[String]) -> anyhow::Result<Vec<(String, T)>> {
+    v.iter()
+        .map(|s| {
+            let (k, f) = s
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("`{s}` is not LABEL=FILE"))?;
+            let t = tessera_core::fsx::read_to_string(f)?;
+            let x = serde_json::from_str(&t).map_err(|e| anyhow::anyhow!("{f}: {e}"))?;
+            Ok((k.to_string(), x))
+        })
+        .collect()
+}
+
+fn plot(a: PlotArgs) -> anyhow::Result<()> {
+    use tessera_aurora::plot;
+    std::fs::create_dir_all(&a.out).map_err(|e| tessera_core::Error::io(&a.out, e))?;
+    let runs: Vec<(String, serde_json::Value)> = read_labelled(&a.runs)?;
+    let curves: Vec<(String, Vec<f64>)> = runs
+        .iter()
+        .map(|(k, v)| {
+            let c = serde_json::from_value(v["train"]["loss_curve"].clone()).unwrap_or_default();
+            (k.clone(), c)
+        })
+        .collect();
+    if !curves.is_empty() {
+        let r: Vec<(&str, &[f64])> = curves
+            .iter()
+            .map(|(k, c)| (k.as_str(), c.as_slice()))
+            .collect();
+        plot::loss_plot(&r, &a.out.join("loss.svg"), "Training loss")?;
+    }
+    let evals: Vec<(String, tessera_aurora::EvalResult)> = read_labelled(&a.evals)?;
+    if !evals.is_empty() {
+        let e: Vec<(&str, &tessera_aurora::EvalResult)> =
+            evals.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        plot::perplexity_plot(
+            &e,
+            &a.out.join("perplexity.svg"),
+            "Held-out perplexity per stream",
+        )?;
+        plot::refusal_plot(&e, &a.out.join("refusal.svg"), "Refusal and over-refusal")?;
+    }
+    println!("{}", a.out.display());
     Ok(())
 }
 
