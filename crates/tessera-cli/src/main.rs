@@ -70,6 +70,9 @@ enum Cmd {
     Prune(Box<cmd::prune::PruneArgs>),
     /// Recover a pruned checkpoint with SparseLoRA (or plain LoRA) distilled from the dense teacher.
     Sparselora(Box<cmd::prune::SparseLoraArgs>),
+    /// Aurora-M: continual pretraining (CAP), alignment tuning (CAT) and red-team evaluation.
+    #[command(subcommand)]
+    Aurora(cmd::aurora::AuroraCmd),
 }
 
 #[derive(Subcommand)]
@@ -132,6 +135,7 @@ fn main() {
         Cmd::Export(a) => cmd::export::run(&ctx, a),
         Cmd::Skip(c) => cmd::skip::run(&ctx, c),
         Cmd::Zo(c) => cmd::zo::run(&ctx, c),
+        Cmd::Aurora(c) => cmd::aurora::run(&ctx, c),
         Cmd::Prune(a) => cmd::prune::prune(&ctx, *a),
         Cmd::Sparselora(a) => cmd::prune::sparselora(&ctx, *a),
     };

