@@ -67,6 +67,9 @@ enum Cmd {
     Prune(Box<cmd::prune::PruneArgs>),
     /// Recover a pruned checkpoint with SparseLoRA (or plain LoRA) distilled from the dense teacher.
     Sparselora(Box<cmd::prune::SparseLoraArgs>),
+    /// Vision-language model (ViT + SmolLM2): train, eval, prune, restore, study, ask.
+    #[command(subcommand)]
+    Vlm(cmd::vlm::VlmCmd),
 }
 
 #[derive(Subcommand)]
@@ -130,6 +133,7 @@ fn main() {
         Cmd::Zo(c) => cmd::zo::run(&ctx, c),
         Cmd::Prune(a) => cmd::prune::prune(&ctx, *a),
         Cmd::Sparselora(a) => cmd::prune::sparselora(&ctx, *a),
+        Cmd::Vlm(c) => cmd::vlm::run(&ctx, c),
     };
     if let Err(e) = res {
         eprintln!("tessera: error: {}", one_line(&e));

@@ -41,6 +41,9 @@ const SYSTEMS: &[(&str, SectionFn)] = &[
         Ok(Some(tessera_prune::tour::tour(d, c.offline)?))
     }),
     ("bio", cmd::bio::tour),
+    ("vlm", |c, d| {
+        Ok(Some(tessera_vision::tour::tour(d, c.offline)?))
+    }),
 ];
 
 /// Runs the tour.

@@ -16,6 +16,7 @@ pub mod prune;
 pub mod qnewton;
 pub mod serve;
 pub mod skip;
+pub mod vlm;
 pub mod zo;
 
 /// Options shared by every command.
