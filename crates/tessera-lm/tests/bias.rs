@@ -18,7 +18,7 @@ fn bias_is_added_and_trained_with_the_weight() {
     let l = layer();
     let x = Tensor::new(&[[1f32, 1.0, 1.0], [2.0, 0.0, -1.0]], &Device::Cpu).unwrap();
     let y = l.forward(&x, false).unwrap();
-    let want = Tensor::new(&[[0f32, 0.75], [1.0, -0.5]], &Device::Cpu).unwrap();
+    let want = Tensor::new(&[[0f32, 0.75], [2.0, 0.0]], &Device::Cpu).unwrap();
     assert!(max_abs_diff(&y, &want) < 1e-6, "{y}");
     // Full training: the bias gets dL/db = Σ_rows dL/dy.
     let loss = l.forward_grad(&x, Grad::All).unwrap().sum_all().unwrap();
