@@ -115,7 +115,8 @@ pub fn run(cfg: &RestoreConfig, progress: &mut dyn FnMut(u64, u64, f64)) -> Resu
     if cfg.steps == 0
         || cfg.batch == 0
         || cfg.batch > 1024
-        || !(cfg.lr > 0.0)
+        || cfg.lr.is_nan()
+        || cfg.lr <= 0.0
         || !(0.0..=1.0).contains(&cfg.lambda)
     {
         return Err(VisionError::Invalid(

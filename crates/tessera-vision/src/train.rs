@@ -111,7 +111,7 @@ impl TrainConfig {
         if self.steps == 0 || s.batch == 0 || self.checkpoint_every == 0 {
             return bad("steps, batch and checkpoint interval must be ≥ 1".into());
         }
-        if !(s.lr.is_finite() && s.lr > 0.0) || !(s.clip.is_finite() && s.clip > 0.0) {
+        if !(s.lr.is_finite() && s.lr > 0.0 && s.clip.is_finite() && s.clip > 0.0) {
             return bad(format!(
                 "learning rate {} and clip {} must be > 0",
                 s.lr, s.clip

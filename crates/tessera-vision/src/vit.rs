@@ -88,20 +88,20 @@ impl VitConfig {
                 "encoder too large (image ≤ 1024, width ≤ 4096, layers ≤ 64, mlp ratio ≤ 16, channels ≤ 4): {self:?}"
             ));
         }
-        if self.patch == 0 || self.image_size == 0 || self.image_size % self.patch != 0 {
+        if self.patch == 0 || self.image_size == 0 || !self.image_size.is_multiple_of(self.patch) {
             return bad(format!(
                 "image size {} must be a positive multiple of the patch size {}",
                 self.image_size, self.patch
             ));
         }
-        if self.pool == 0 || self.grid() % self.pool != 0 {
+        if self.pool == 0 || !self.grid().is_multiple_of(self.pool) {
             return bad(format!(
                 "pooling {} must divide the patch grid {}",
                 self.pool,
                 self.grid()
             ));
         }
-        if self.heads == 0 || self.width == 0 || self.width % self.heads != 0 {
+        if self.heads == 0 || self.width == 0 || !self.width.is_multiple_of(self.heads) {
             return bad(format!(
                 "width {} must be a positive multiple of heads {}",
                 self.width, self.heads
