@@ -439,7 +439,8 @@ mod tests {
             ..VitConfig::default()
         };
         let mut bytes = vec![0u8; 4 * 4 * 3];
-        bytes[(1 * 4 + 2) * 3 + 1] = 255; // pixel (1, 2), green
+        let (y, x) = (1, 2); // pixel (1, 2), green
+        bytes[(y * 4 + x) * 3 + 1] = 255;
         let p = patchify(&RgbImage { side: 4, bytes }, &cfg).unwrap();
         assert_eq!(p.len(), 4 * 12);
         // Patch (0, 1) is the second patch; green channel block starts at 4; (y=1, x=0) inside it is index 2.
