@@ -68,7 +68,7 @@ pub struct RestoreResult {
     pub vision_sparsity: (f64, f64),
     /// Language sparsity before and after the merge.
     pub language_sparsity: (f64, f64),
-    /// Whether every masked-out weight is still exactly zero after the merge (both towers).
+    /// Whether every weight pruned before restoration is still exactly zero after the merge (both towers).
     pub mask_kept: bool,
     /// easy-vqa accuracy on the slice before restoration.
     pub accuracy_before: Option<f64>,
@@ -95,9 +95,9 @@ fn linears_mut(vlm: &mut Vlm) -> Vec<(bool, &mut Linear)> {
     out
 }
 
-/// Whether every weight of a masked layer that its mask prunes is exactly zero.
-fn mask_holds(l: &Linear) -> Result<bool> {
-    let Some(m) = l.mask() else {
+/// Whether every weight that `mask` prunes is exactly zero in `l` (no mask: nothing to keep).
+fn mask_holds(l: &Linear, mask: Option<&candle_core::Tensor>) -> Result<bool> {
+    let Some(m) = mask else {
         return Ok(true);
     };
     let off = l
@@ -179,8 +179,10 @@ pub fn run(cfg: &RestoreConfig, progress: &mut dyn FnMut(u64, u64, f64)) -> Resu
     }
     let mut kept = true;
     for (_, l) in linears_mut(&mut student) {
+        // The pruning mask as it was before the merge (a plain-LoRA merge drops it).
+        let mask = l.mask().cloned();
         l.merge_lora()?;
-        kept &= mask_holds(l)?;
+        kept &= mask_holds(l, mask.as_ref())?;
     }
     let sp_after = crate::prune::measure(&student)?;
     let after = if cfg.eval_questions > 0 {
