@@ -73,6 +73,9 @@ enum Cmd {
     /// Aurora-M: continual pretraining (CAP), alignment tuning (CAT) and red-team evaluation.
     #[command(subcommand)]
     Aurora(cmd::aurora::AuroraCmd),
+    /// Vision-language model (ViT + SmolLM2): train, eval, prune, restore, study, ask.
+    #[command(subcommand)]
+    Vlm(cmd::vlm::VlmCmd),
 }
 
 #[derive(Subcommand)]
@@ -138,6 +141,7 @@ fn main() {
         Cmd::Aurora(c) => cmd::aurora::run(&ctx, c),
         Cmd::Prune(a) => cmd::prune::prune(&ctx, *a),
         Cmd::Sparselora(a) => cmd::prune::sparselora(&ctx, *a),
+        Cmd::Vlm(c) => cmd::vlm::run(&ctx, c),
     };
     if let Err(e) = res {
         eprintln!("tessera: error: {}", one_line(&e));

@@ -43,6 +43,9 @@ const SYSTEMS: &[(&str, SectionFn)] = &[
     }),
     ("bio", cmd::bio::tour),
     ("aurora", cmd::aurora::tour),
+    ("vlm", |c, d| {
+        Ok(Some(tessera_vision::tour::tour(d, c.offline)?))
+    }),
 ];
 
 /// Runs the tour.

@@ -150,6 +150,34 @@ ModelAsset {
         path: "pyrit/datasets/seed_datasets/local/adv_bench.prompt",
         sha256: "ccf76355d0d661bcf81f57f70baa1db9299da8aa9352f39b3672cf3da560d3e0",
     }],
+},
+// easy-vqa (tessera-vision): the question files, the answer list and the wheel's RECORD, which holds the
+// sha256 of every one of the 5,000 PNGs (checked image by image by tessera-vision's loader).
+ModelAsset {
+    kind: AssetKind::Data,
+    source: Source::Pip,
+    name: "easy-vqa",
+    aliases: &["easy_vqa"],
+    requirement: "easy-vqa==1.0",
+    description: "easy-vqa: 4,000 train / 1,000 test 64×64 PNGs of shapes, questions, 13 answers (MIT)",
+    files: &[
+        PinnedFile {
+            path: "easy_vqa/data/answers.txt",
+            sha256: "f004fd115e14db5f70a3a4e1b06d89fd76d45d7446a62d12b50ed1ac2a1a824c",
+        },
+        PinnedFile {
+            path: "easy_vqa/data/train/questions.json",
+            sha256: "bb67697636aed0e65631d4266824aebeae5c833b0f37ed781e20752e85617ec5",
+        },
+        PinnedFile {
+            path: "easy_vqa/data/test/questions.json",
+            sha256: "0d4630a51bafec65343e2f6af9cdd20cf8eae214344ef57636202eec409553f7",
+        },
+        PinnedFile {
+            path: "easy_vqa-1.0.dist-info/RECORD",
+            sha256: "bb25fb8fb7407b3b8a2b358356992e6d96e5fa69b6a98c17729bdd58e508b39e",
+        },
+    ],
 }];
 
 /// Datasets from Debian packages (bookworm). They are large, so the default `tessera assets fetch` leaves them

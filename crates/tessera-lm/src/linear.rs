@@ -405,10 +405,12 @@ pub struct InputStats {
     pub gram: Option<Vec<f64>>,
 }
 
-/// A bias-free linear layer `y = x Wᵀ` with optional mask (baked or kept beside a dense copy), LoRA and observer.
+/// A linear layer `y = x Wᵀ (+ b)` with optional bias (none in the language model; the vision tower has one),
+/// optional mask (baked or kept beside a dense copy), LoRA and observer. The bias is never masked or adapted.
 #[derive(Debug)]
 pub struct Linear {
     weight: Var,
+    bias: Option<Var>,
     mask: Option<Tensor>,
     dense_rest: Option<Tensor>,
     lora: Option<Lora>,
@@ -429,6 +431,7 @@ impl Linear {
     pub fn new(weight: Var) -> Self {
         Linear {
             weight,
+            bias: None,
             mask: None,
             dense_rest: None,
             lora: None,
@@ -436,6 +439,26 @@ impl Linear {
             want_gram: false,
             compact: None,
         }
+    }
+    /// Wraps a weight of shape `out × in` and an optional bias of shape `out` (trainable with the weight: it
+    /// takes part in autograd exactly when the weight does).
+    pub fn with_bias(weight: Var, bias: Option<Var>) -> Result<Self> {
+        if let Some(b) = &bias {
+            let out = weight.dims().first().copied().unwrap_or(0);
+            if b.dims() != [out] {
+                return Err(LmError::MaskShape {
+                    expected: vec![out],
+                    got: b.dims().to_vec(),
+                });
+            }
+        }
+        let mut l = Linear::new(weight);
+        l.bias = bias;
+        Ok(l)
+    }
+    /// The bias variable, if the layer has one.
+    pub fn bias(&self) -> Option<&Var> {
+        self.bias.as_ref()
     }
     /// A layer held in a compact, inference-only form ([`crate::weights`]). `keep` is a `Var` of the same
     /// weight kept beside it (a tied embedding); `None` leaves an empty `0 × in` placeholder as [`Linear::weight`].
@@ -821,7 +844,10 @@ impl Linear {
                 .contiguous()?
                 .flatten_all()?
                 .to_vec1::<f32>()?;
-            let y = Tensor::from_vec(c.matmul_t(&xs, rows), (rows, out), x.device())?;
+            let mut y = Tensor::from_vec(c.matmul_t(&xs, rows), (rows, out), x.device())?;
+            if let Some(b) = &self.bias {
+                y = y.broadcast_add(&b.as_tensor().detach())?;
+            }
             let mut out_dims = dims;
             *out_dims.last_mut().expect("non-empty") = out;
             return Ok(y.reshape(out_dims)?);
@@ -872,6 +898,9 @@ impl Linear {
                     y = (y + d.affine(l.scale, 0.0)?)?;
                 }
             }
+        }
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(&param(b, trainable))?;
         }
         let mut out_dims = dims;
         *out_dims.last_mut().expect("non-empty") = out;

@@ -18,6 +18,7 @@ pub mod qnewton;
 pub mod serve;
 pub mod skip;
 pub mod society;
+pub mod vlm;
 pub mod zo;
 
 /// Options shared by every command.
