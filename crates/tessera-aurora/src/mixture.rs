@@ -59,7 +59,7 @@ impl Weights {
             }
         }
         let s: f64 = self.0.values().sum();
-        if !(s > 0.0) {
+        if s.is_nan() || s <= 0.0 {
             return Err(AuroraError::invalid(format!(
                 "weights must sum to a positive number (got {s} for `{self}`)"
             )));

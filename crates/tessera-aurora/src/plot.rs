@@ -58,10 +58,11 @@ pub fn perplexity_plot(stages: &[(&str, &EvalResult)], path: &Path, title: &str)
     )?)
 }
 
-/// Refusal rate on harmful prompts and over-refusal on benign ones per stage (bars `stage: metric`).
+/// Refusal rate on harmful prompts and over-refusal on benign ones per stage (bars `stage: metric`); stages
+/// evaluated without the safety part are left out.
 pub fn refusal_plot(stages: &[(&str, &EvalResult)], path: &Path, title: &str) -> Result<()> {
     let mut bars = Vec::new();
-    for (s, r) in stages {
+    for (s, r) in stages.iter().filter(|(_, r)| r.refusal_rate.is_some()) {
         bars.push((
             format!("{s} refusal"),
             100.0 * r.refusal_rate.unwrap_or(0.0),

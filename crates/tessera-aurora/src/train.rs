@@ -322,7 +322,7 @@ pub fn train(
             langs.join(" ")
         ));
         bar.set_position(step);
-        if ctl.checkpoint_every > 0 && step % ctl.checkpoint_every == 0 && step < end {
+        if ctl.checkpoint_every > 0 && step.is_multiple_of(ctl.checkpoint_every) && step < end {
             save(model, &opt, step, &prog, &rng)?;
         }
     }

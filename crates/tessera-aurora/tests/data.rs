@@ -157,8 +157,12 @@ fn chat_examples_carry_loss_on_assistant_tokens_only() {
     let target: Vec<u32> = e.ids[n..].to_vec();
     assert_eq!(tok.decode(&target, true).unwrap(), "hello<|im_end|>");
     // The batch built from it gives zero weight to every non-assistant target.
-    let b =
-        tessera_lm::loss::TokenBatch::weighted(&[e.ids.clone()], &[e.weights.clone()], 0).unwrap();
+    let b = tessera_lm::loss::TokenBatch::weighted(
+        std::slice::from_ref(&e.ids),
+        std::slice::from_ref(&e.weights),
+        0,
+    )
+    .unwrap();
     let w: Vec<f32> = b
         .target_weights()
         .unwrap()

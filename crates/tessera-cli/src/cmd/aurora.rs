@@ -173,7 +173,7 @@ pub struct EvalArgs {
     /// Judge refusals by phrases only (no MiniLM).
     #[arg(long)]
     pub phrases_only: bool,
-    /// Keep the full text of non-refused replies to harmful prompts (default: first 60 characters).
+    /// Keep the text of non-refused replies to harmful prompts (default: redacted).
     #[arg(long)]
     pub keep_harmful_outputs: bool,
     /// Print one JSON object.
