@@ -28,6 +28,7 @@
 
 pub mod cap;
 pub mod cat;
+mod display;
 pub mod error;
 pub mod eval;
 pub mod mixture;

@@ -74,3 +74,52 @@ pub fn refusal_plot(stages: &[(&str, &EvalResult)], path: &Path, title: &str) ->
     }
     Ok(bar_plot_svg(path, title, "% of prompts", &bars)?)
 }
+
+/// Reads `LABEL=FILE` arguments, each FILE one JSON value of type `T`.
+fn read_labelled<T: serde::de::DeserializeOwned>(v: &[String]) -> Result<Vec<(String, T)>> {
+    v.iter()
+        .map(|s| {
+            let (k, f) = s.split_once('=').ok_or_else(|| {
+                crate::error::AuroraError::invalid(format!("`{s}` is not LABEL=FILE"))
+            })?;
+            let t = tessera_core::fsx::read_to_string(f)?;
+            let x = serde_json::from_str(&t)
+                .map_err(|e| crate::error::AuroraError::data(f, e.to_string()))?;
+            Ok((k.to_string(), x))
+        })
+        .collect()
+}
+
+/// `tessera aurora plot`: the loss curves of `runs` (`LABEL=result.json` of cap/cat) into `loss.svg` and the
+/// perplexity and refusal bars of `evals` (`LABEL=eval.json`) into `perplexity.svg` and `refusal.svg` in `out`.
+pub fn plot_files(runs: &[String], evals: &[String], out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| tessera_core::Error::io(out, e))?;
+    let runs: Vec<(String, serde_json::Value)> = read_labelled(runs)?;
+    let curves: Vec<(String, Vec<f64>)> = runs
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                serde_json::from_value(v["train"]["loss_curve"].clone()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    if !curves.is_empty() {
+        let r: Vec<(&str, &[f64])> = curves
+            .iter()
+            .map(|(k, c)| (k.as_str(), c.as_slice()))
+            .collect();
+        loss_plot(&r, &out.join("loss.svg"), "Training loss")?;
+    }
+    let evals: Vec<(String, EvalResult)> = read_labelled(evals)?;
+    if !evals.is_empty() {
+        let e: Vec<(&str, &EvalResult)> = evals.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        perplexity_plot(
+            &e,
+            &out.join("perplexity.svg"),
+            "Held-out perplexity per stream",
+        )?;
+        refusal_plot(&e, &out.join("refusal.svg"), "Refusal and over-refusal")?;
+    }
+    Ok(())
+}

@@ -68,7 +68,14 @@ fn cap_and_eval_report_their_keys_and_the_output_loads() {
     }
     assert_eq!(j["train"]["steps_done"], 2);
     let g = tessera()
-        .args(["generate", "--max-tokens", "3", "--offline", "--prompt", "hello"])
+        .args([
+            "generate",
+            "--max-tokens",
+            "3",
+            "--offline",
+            "--prompt",
+            "hello",
+        ])
         .arg(&out)
         .output()
         .unwrap();

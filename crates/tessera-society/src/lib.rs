@@ -13,6 +13,7 @@
 
 pub mod attack;
 pub mod defence;
+mod display;
 pub mod error;
 pub mod gcg;
 pub mod plot;

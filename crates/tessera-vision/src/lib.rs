@@ -20,6 +20,7 @@
 pub mod ask;
 pub mod ckpt;
 pub mod data;
+mod display;
 pub mod error;
 pub mod eval;
 pub mod llava;

@@ -1,5 +1,5 @@
 //! `tessera aurora` glue: argument parsing and printing around `tessera-aurora` (CAP, CAT, evaluation).
-use super::{print_json, Ctx};
+use super::{emit, Ctx};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use tessera_aurora::cap::CapConfig;
@@ -111,8 +111,8 @@ pub struct CapArgs {
     #[arg(long)]
     pub weights: Option<Weights>,
     /// A user's corpus as a stream, LANG=FILE (repeatable; replaces a built-in stream of that name).
-    #[arg(long = "stream")]
-    pub streams: Vec<String>,
+    #[arg(long = "stream", value_parser = tessera_aurora::mixture::parse_stream_arg)]
+    pub streams: Vec<(String, PathBuf)>,
     /// Window length in tokens.
     #[arg(long, default_value_t = 128)]
     pub window: usize,
@@ -150,8 +150,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub text: Option<PathBuf>,
     /// A user's stream LANG=FILE whose held-out half is scored (repeatable).
-    #[arg(long = "stream")]
-    pub streams: Vec<String>,
+    #[arg(long = "stream", value_parser = tessera_aurora::mixture::parse_stream_arg)]
+    pub streams: Vec<(String, PathBuf)>,
     /// Split seed (default: the model directory's, else 0).
     #[arg(long)]
     pub split_seed: Option<u64>,
@@ -181,12 +181,6 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-fn streams(v: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    Ok(v.iter()
-        .map(|s| tessera_aurora::mixture::parse_stream_arg(s))
-        .collect::<Result<_, _>>()?)
-}
-
 /// Runs `tessera aurora`.
 pub fn run(ctx: &Ctx, c: AuroraCmd) -> anyhow::Result<()> {
     match c {
@@ -196,7 +190,7 @@ pub fn run(ctx: &Ctx, c: AuroraCmd) -> anyhow::Result<()> {
                 train: a.train.spec(),
                 weights: a.weights.unwrap_or_else(Weights::default_cap),
                 window: a.window,
-                streams: streams(&a.streams)?,
+                streams: a.streams,
                 split_seed: a.split_seed,
                 code_bytes: a.code_bytes,
                 out: a.train.out.clone(),
@@ -205,9 +199,7 @@ pub fn run(ctx: &Ctx, c: AuroraCmd) -> anyhow::Result<()> {
                 pause_after: a.train.pause_after,
                 offline: ctx.offline,
             };
-            let r = tessera_aurora::cap::run(&cfg)?;
-            let v = serde_json::to_value(&r)?;
-            print_stage(a.train.json, "CAP", &v, &r.train, &r.out)
+            emit(a.train.json, &tessera_aurora::cap::run(&cfg)?)
         }
         AuroraCmd::Cat(a) => {
             let cfg = CatConfig {
@@ -222,48 +214,18 @@ pub fn run(ctx: &Ctx, c: AuroraCmd) -> anyhow::Result<()> {
                 pause_after: a.train.pause_after,
                 offline: ctx.offline,
             };
-            let r = cat::run(&cfg)?;
-            let v = serde_json::to_value(&r)?;
-            print_stage(a.train.json, "CAT", &v, &r.train, &r.out)
+            emit(a.train.json, &cat::run(&cfg)?)
         }
         AuroraCmd::Eval(a) => eval(ctx, a),
         AuroraCmd::Plot(a) => plot(a),
     }
 }
 
-fn print_stage(
-    json: bool,
-    stage: &str,
-    v: &serde_json::Value,
-    t: &tessera_aurora::train::TrainOutcome,
-    out: &std::path::Path,
-) -> anyhow::Result<()> {
-    if json {
-        print_json(v);
-        return Ok(());
-    }
-    let l = |i: usize| t.loss_curve.get(i).copied().unwrap_or(f64::NAN);
-    println!(
-        "{stage}: {} steps{} , loss {:.3} → {:.3}, {:.0} tokens/s; {}",
-        t.steps_done,
-        if t.finished {
-            ""
-        } else {
-            " (paused; --resume continues)"
-        },
-        l(0),
-        l(t.loss_curve.len().saturating_sub(1)),
-        t.tokens_per_second,
-        out.display()
-    );
-    Ok(())
-}
-
 fn eval(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
     let cfg = EvalConfig {
         model: a.model,
         text: a.text,
-        streams: streams(&a.streams)?,
+        streams: a.streams,
         split_seed: a.split_seed,
         window: a.window,
         ppl_tokens: a.ppl_tokens,
@@ -274,73 +236,11 @@ fn eval(ctx: &Ctx, a: EvalArgs) -> anyhow::Result<()> {
         keep_harmful_outputs: a.keep_harmful_outputs,
         offline: ctx.offline,
     };
-    let r = tessera_aurora::eval::run(&cfg)?;
-    if a.json {
-        print_json(&serde_json::to_value(&r)?);
-        return Ok(());
-    }
-    for (k, v) in &r.perplexity_by_language {
-        println!("perplexity {k}: {v:.2}");
-    }
-    if let Some(p) = r.perplexity {
-        println!("perplexity --text: {p:.2}");
-    }
-    let pct = |x: Option<f64>| {
-        x.map(|v| format!("{:.1}%", 100.0 * v))
-            .unwrap_or("-".into())
-    };
-    println!(
-        "refusal {} ({} harmful), over-refusal {} ({} benign)",
-        pct(r.refusal_rate),
-        r.harmful_evaluated,
-        pct(r.over_refusal_rate),
-        r.benign_evaluated
-    );
-    Ok(())
-}
-
-fn read_labelled<T: serde::de::DeserializeOwned>(v: &[String]) -> anyhow::Result<Vec<(String, T)>> {
-    v.iter()
-        .map(|s| {
-            let (k, f) = s
-                .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("`{s}` is not LABEL=FILE"))?;
-            let t = tessera_core::fsx::read_to_string(f)?;
-            let x = serde_json::from_str(&t).map_err(|e| anyhow::anyhow!("{f}: {e}"))?;
-            Ok((k.to_string(), x))
-        })
-        .collect()
+    emit(a.json, &tessera_aurora::eval::run(&cfg)?)
 }
 
 fn plot(a: PlotArgs) -> anyhow::Result<()> {
-    use tessera_aurora::plot;
-    std::fs::create_dir_all(&a.out).map_err(|e| tessera_core::Error::io(&a.out, e))?;
-    let runs: Vec<(String, serde_json::Value)> = read_labelled(&a.runs)?;
-    let curves: Vec<(String, Vec<f64>)> = runs
-        .iter()
-        .map(|(k, v)| {
-            let c = serde_json::from_value(v["train"]["loss_curve"].clone()).unwrap_or_default();
-            (k.clone(), c)
-        })
-        .collect();
-    if !curves.is_empty() {
-        let r: Vec<(&str, &[f64])> = curves
-            .iter()
-            .map(|(k, c)| (k.as_str(), c.as_slice()))
-            .collect();
-        plot::loss_plot(&r, &a.out.join("loss.svg"), "Training loss")?;
-    }
-    let evals: Vec<(String, tessera_aurora::EvalResult)> = read_labelled(&a.evals)?;
-    if !evals.is_empty() {
-        let e: Vec<(&str, &tessera_aurora::EvalResult)> =
-            evals.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        plot::perplexity_plot(
-            &e,
-            &a.out.join("perplexity.svg"),
-            "Held-out perplexity per stream",
-        )?;
-        plot::refusal_plot(&e, &a.out.join("refusal.svg"), "Refusal and over-refusal")?;
-    }
+    tessera_aurora::plot::plot_files(&a.runs, &a.evals, &a.out)?;
     println!("{}", a.out.display());
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Per-system command glue: argument structs and thin calls into the library crates.
 pub mod arena;
-pub mod aurora;
 pub mod assets;
+pub mod aurora;
 pub mod bench_arena;
 pub mod bench_graph;
 pub mod bench_sparse;
@@ -19,6 +19,7 @@ pub mod serve;
 pub mod skip;
 pub mod society;
 pub mod vlm;
+pub mod vlm_train;
 pub mod zo;
 
 /// Options shared by every command.

@@ -1,5 +1,5 @@
 //! `tessera society` glue: argument parsing only; the work is in `tessera-society`.
-use super::{print_json, Ctx};
+use super::{emit, Ctx};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use tessera_core::record::RunDir;
@@ -190,38 +190,16 @@ fn attack_cmd(ctx: &Ctx, a: AttackArgs) -> anyhow::Result<()> {
             .collect();
         let r = attack::sweep(&cfg, &ts, &out)?;
         tessera_core::fsx::write_json_atomic(out.join("sweep.json"), &r)?;
-        if a.json {
-            print_json(&serde_json::to_value(&r)?);
-        } else {
-            println!(
-                "{} targets: success rate {:.2}, mean steps to success {:?} ({})",
-                r.targets,
-                r.success_rate,
-                r.mean_steps_to_success,
-                out.display()
-            );
-        }
-        return Ok(());
+        eprintln!("tessera: results in {}", out.display());
+        return emit(a.json, &r);
     }
     let r = attack::attack(&cfg)?;
     tessera_society::plot::loss_plot(
         &[(format!("lr {}", cfg.settings.lr), &r)],
         &out.join("loss.svg"),
     )?;
-    if a.json {
-        print_json(&serde_json::to_value(&r)?);
-    } else {
-        println!(
-            "success {} after {} steps (steps to success {:?}); final loss {:?}; injection {:?}; {}",
-            r.success,
-            r.steps_run,
-            r.steps_to_success,
-            r.loss.last(),
-            r.injection.text,
-            out.display()
-        );
-    }
-    Ok(())
+    eprintln!("tessera: results in {}", out.display());
+    emit(a.json, &r)
 }
 
 fn run_cmd(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
@@ -255,19 +233,8 @@ fn run_cmd(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
     };
     let r = society::run(&cfg)?;
     tessera_society::plot::society_report(&r).write(cfg.out.join("report.md"))?;
-    if a.json {
-        print_json(&serde_json::to_value(&r)?);
-    } else {
-        println!(
-            "infected by round {:?}, by hop {:?}; detection {:?}, false positives {:?}; {}",
-            r.infected_by_round,
-            r.infected_by_hop,
-            r.detection_rate,
-            r.false_positive_rate,
-            cfg.out.join("report.md").display()
-        );
-    }
-    Ok(())
+    eprintln!("tessera: report in {}", cfg.out.join("report.md").display());
+    emit(a.json, &r)
 }
 
 /// The `tessera tour` section.
