@@ -4,8 +4,8 @@
 //!   prompt (sum over the answer's tokens, no end-of-turn token) and the best one is the prediction; accuracy is
 //!   exact match with the reference answer. Scoring instead of free generation means an answer can never be
 //!   malformed, and it is what "exact match over the 13 answers" needs.
-//! - Fashion-MNIST t10k: zero-shot classification by caption likelihood: the ten captions "a photo of a
-//!   <class>" are scored after the question "What is in the image?" and the most likely is the prediction (the
+//! - Fashion-MNIST t10k: zero-shot classification by caption likelihood: the ten captions `a photo of a
+//!   <class>` are scored after the question "What is in the image?" and the most likely is the prediction (the
 //!   shared words "a photo of a" go into the prompt; only the class words differ).
 //!
 //! `vqa_limit` / `fashion_limit` evaluate evenly spaced slices (question `i · n / limit`), so a slice covers the
