@@ -42,7 +42,9 @@ const SYSTEMS: &[(&str, SectionFn)] = &[
         Ok(Some(tessera_prune::tour::tour(d, c.offline)?))
     }),
     ("bio", cmd::bio::tour),
-    ("aurora", cmd::aurora::tour),
+    ("aurora", |c, d| {
+        Ok(Some(tessera_aurora::tour::tour(d, c.offline)?))
+    }),
     ("vlm", |c, d| {
         Ok(Some(tessera_vision::tour::tour(d, c.offline)?))
     }),

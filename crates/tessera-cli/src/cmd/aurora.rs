@@ -244,11 +244,3 @@ fn plot(a: PlotArgs) -> anyhow::Result<()> {
     println!("{}", a.out.display());
     Ok(())
 }
-
-/// The `tessera tour` section.
-pub fn tour(
-    ctx: &Ctx,
-    dir: &tessera_core::record::RunDir,
-) -> anyhow::Result<Option<super::super::tour::Section>> {
-    Ok(Some(tessera_aurora::tour::tour(dir, ctx.offline)?))
-}
