@@ -33,6 +33,7 @@ pub mod model;
 pub mod optim;
 pub mod perplexity;
 pub mod perturb;
+mod pool;
 pub mod quant;
 pub mod sparse;
 pub mod speed;

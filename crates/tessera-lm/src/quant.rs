@@ -1,7 +1,8 @@
 //! Quantized weight matrices in the GGUF's own block formats, and their decode kernels.
 //!
-//! A [`QMatrix`] holds `rows × cols` weights row-major, each row a run of blocks of 32 consecutive weights, laid out
-//! byte for byte as in a GGUF file (ggml's little-endian structs), so a file's tensors are used without re-encoding:
+//! A GGUF file stores `rows × cols` weights row-major, each row a run of blocks of 32 consecutive weights (ggml's
+//! little-endian structs); a [`QMatrix`] takes those bytes and keeps the same integers and scales, repacked so the
+//! kernel reads eight rows at a time (see [`QMatrix`]), without requantizing anything:
 //!
 //! | format | bytes / 32 weights | block layout | weight `j` of the block |
 //! |---|---|---|---|
@@ -17,8 +18,9 @@
 //! activation rounding, at most `d_x / 2` per element, so per block `|err| ≤ (d_x / 2) Σ_j |w_j|` (plus f32
 //! rounding).
 //!
-//! Kernels: rayon over output rows (each weight row read once per call and reused for every activation row), AVX2 +
-//! FMA + F16C when the CPU has them (detected at run time), a portable scalar path otherwise.
+//! Kernels: rayon over groups of output rows (each group's weights read once per call and reused, from L1, for every
+//! activation row); AVX-VNNI `vpdpbusd` when the CPU has it, AVX2 `vpmaddubsw`/`vpmaddwd` otherwise (detected at run
+//! time), and a portable scalar path on the file's block bytes (the reference the tests compare with).
 use crate::error::{LmError, Result};
 use half::f16;
 use rayon::prelude::*;
@@ -67,13 +69,30 @@ impl std::fmt::Display for QFormat {
     }
 }
 
-/// A row-major matrix of quantized blocks (see the module docs for the layouts).
+/// Rows per interleaved group of the packed layout (one output lane per row of a 256-bit vector).
+const GROUP: usize = 8;
+
+/// A matrix of quantized blocks (see the module docs for the block formats), held in the packed layout the decode
+/// kernel reads.
+///
+/// Rows are taken eight at a time (the last group padded with zero rows). For group `g` and block `b` the integer
+/// weights of the eight rows are interleaved four at a time, so one 32-byte load holds four consecutive weights of
+/// each of the eight rows (`byte 4i + t` = weight `t` of row `i`), and one `vpdpbusd` against four broadcast
+/// activation bytes updates the eight rows' block sums at once, with no horizontal sums. Q4 nibbles hold two such
+/// chunks: weights `8c..8c+4` in the low nibbles and `8c+4..8c+8` in the high nibbles of chunk `c`. The eight rows'
+/// scales `d` (and Q4_1 minimums `m`) of a block sit side by side as f32 (converted once from the file's f16, so
+/// exactly the file's values), one 32-byte load each. [`QMatrix::raw_row`] rebuilds the file's bytes.
 #[derive(Clone)]
 pub struct QMatrix {
     format: QFormat,
     rows: usize,
     cols: usize,
-    data: Vec<u8>,
+    /// Integer weights: `groups × blocks × (128 | 256)` bytes (Q4 nibbles | Q8 bytes).
+    q: Vec<u8>,
+    /// Scales: `groups × blocks × 8`.
+    d: Vec<f32>,
+    /// Q4_1 minimums: `groups × blocks × 8` (empty for the other formats).
+    m: Vec<f32>,
 }
 
 impl std::fmt::Debug for QMatrix {
@@ -82,9 +101,17 @@ impl std::fmt::Debug for QMatrix {
     }
 }
 
+/// Packed bytes per (group, block).
+fn packed_bytes(format: QFormat) -> usize {
+    match format {
+        QFormat::Q8_0 => GROUP * BLOCK,
+        QFormat::Q4_0 | QFormat::Q4_1 => GROUP * BLOCK / 2,
+    }
+}
+
 impl QMatrix {
-    /// Wraps raw blocks (`rows × cols / 32` blocks, row-major); `cols` must be a multiple of 32 and the byte count
-    /// must match exactly.
+    /// Wraps raw blocks (`rows × cols / 32` blocks, row-major, as in a GGUF file); `cols` must be a multiple of 32
+    /// and the byte count must match exactly. The blocks are repacked (see the type docs).
     pub fn from_bytes(format: QFormat, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self> {
         if cols == 0 || !cols.is_multiple_of(BLOCK) {
             return Err(LmError::Invalid(format!(
@@ -100,12 +127,76 @@ impl QMatrix {
                 data.len()
             )));
         }
-        Ok(QMatrix {
+        Ok(Self::pack(format, rows, cols, &data))
+    }
+
+    /// Repacks row-major raw blocks (checked by the caller).
+    fn pack(format: QFormat, rows: usize, cols: usize, data: &[u8]) -> Self {
+        let nb = cols / BLOCK;
+        let groups = rows.div_ceil(GROUP);
+        let (bb, pb) = (format.block_bytes(), packed_bytes(format));
+        let mut q = vec![0u8; groups * nb * pb];
+        let mut d = vec![0f32; groups * nb * GROUP];
+        let mut m = if format == QFormat::Q4_1 {
+            vec![0f32; groups * nb * GROUP]
+        } else {
+            Vec::new()
+        };
+        q.par_chunks_mut(nb * pb)
+            .zip(d.par_chunks_mut(nb * GROUP))
+            .enumerate()
+            .for_each(|(g, (qg, dg))| {
+                for i in 0..GROUP.min(rows - g * GROUP) {
+                    let row = &data[(g * GROUP + i) * nb * bb..(g * GROUP + i + 1) * nb * bb];
+                    for (b, blk) in row.chunks_exact(bb).enumerate() {
+                        dg[b * GROUP + i] = f16_at(blk, 0);
+                        let qb = &mut qg[b * pb..(b + 1) * pb];
+                        match format {
+                            QFormat::Q8_0 => {
+                                for j in 0..BLOCK {
+                                    qb[(j / 4) * 32 + i * 4 + j % 4] = blk[2 + j];
+                                }
+                            }
+                            QFormat::Q4_0 | QFormat::Q4_1 => {
+                                let qs = &blk[bb - 16..];
+                                let nib = |j: usize| {
+                                    if j < 16 {
+                                        qs[j] & 15
+                                    } else {
+                                        qs[j - 16] >> 4
+                                    }
+                                };
+                                for c in 0..4 {
+                                    for t in 0..4 {
+                                        qb[c * 32 + i * 4 + t] =
+                                            nib(8 * c + t) | (nib(8 * c + 4 + t) << 4);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        if format == QFormat::Q4_1 {
+            m.par_chunks_mut(nb * GROUP)
+                .enumerate()
+                .for_each(|(g, mg)| {
+                    for i in 0..GROUP.min(rows - g * GROUP) {
+                        let row = &data[(g * GROUP + i) * nb * bb..(g * GROUP + i + 1) * nb * bb];
+                        for (b, blk) in row.chunks_exact(bb).enumerate() {
+                            mg[b * GROUP + i] = f16_at(blk, 2);
+                        }
+                    }
+                });
+        }
+        QMatrix {
             format,
             rows,
             cols,
-            data,
-        })
+            q,
+            d,
+            m,
+        }
     }
 
     /// Quantizes a row-major f32 matrix to Q8_0 (`d = max|w| / 127` per block, stored as f16).
@@ -133,12 +224,7 @@ impl QMatrix {
                     .map(|&v| (v * inv).round().clamp(-127.0, 127.0) as i8 as u8),
             );
         }
-        Ok(QMatrix {
-            format: QFormat::Q8_0,
-            rows,
-            cols,
-            data,
-        })
+        Ok(Self::pack(QFormat::Q8_0, rows, cols, &data))
     }
 
     /// The block format.
@@ -149,17 +235,49 @@ impl QMatrix {
     pub fn dims(&self) -> (usize, usize) {
         (self.rows, self.cols)
     }
-    /// Bytes held.
+    /// Bytes held (the packed layout: f32 scales, so slightly more than the file's f16 ones).
     pub fn bytes(&self) -> usize {
-        self.data.len()
+        self.q.len() + 4 * (self.d.len() + self.m.len())
     }
-    fn row_bytes(&self) -> usize {
-        self.cols / BLOCK * self.format.block_bytes()
+    fn blocks(&self) -> usize {
+        self.cols / BLOCK
     }
-    /// The raw blocks of row `r`.
-    pub fn row(&self, r: usize) -> &[u8] {
-        let rb = self.row_bytes();
-        &self.data[r * rb..(r + 1) * rb]
+
+    /// Row `r` in the file's own block bytes (rebuilt from the packed layout; `r < rows`).
+    pub fn raw_row(&self, r: usize) -> Vec<u8> {
+        let (nb, pb, bb) = (
+            self.blocks(),
+            packed_bytes(self.format),
+            self.format.block_bytes(),
+        );
+        let (g, i) = (r / GROUP, r % GROUP);
+        let mut out = Vec::with_capacity(nb * bb);
+        for b in 0..nb {
+            let at = (g * nb + b) * GROUP + i;
+            out.extend_from_slice(&f16::from_f32(self.d[at]).to_bits().to_le_bytes());
+            if self.format == QFormat::Q4_1 {
+                out.extend_from_slice(&f16::from_f32(self.m[at]).to_bits().to_le_bytes());
+            }
+            let qb = &self.q[(g * nb + b) * pb..(g * nb + b + 1) * pb];
+            match self.format {
+                QFormat::Q8_0 => {
+                    out.extend((0..BLOCK).map(|j| qb[(j / 4) * 32 + i * 4 + j % 4]));
+                }
+                QFormat::Q4_0 | QFormat::Q4_1 => {
+                    // Weight `j` sits in chunk `j / 8`, byte `4i + j % 4`: the low nibble for `j % 8 < 4`.
+                    let nib = |j: usize| {
+                        let byte = qb[(j / 8) * 32 + i * 4 + j % 4];
+                        if j % 8 < 4 {
+                            byte & 15
+                        } else {
+                            byte >> 4
+                        }
+                    };
+                    out.extend((0..16).map(|j| nib(j) | (nib(j + 16) << 4)));
+                }
+            }
+        }
+        out
     }
 
     /// Reorders rows: row `i` of the result is row `perm[i]` of `self` (blocks are moved whole).
@@ -169,16 +287,16 @@ impl QMatrix {
                 "row permutation does not fit the matrix".into(),
             ));
         }
-        let mut data = Vec::with_capacity(self.data.len());
+        let mut data = Vec::with_capacity(self.rows * self.blocks() * self.format.block_bytes());
         for &p in perm {
-            data.extend_from_slice(self.row(p));
+            data.extend_from_slice(&self.raw_row(p));
         }
-        Ok(QMatrix { data, ..*self })
+        Ok(Self::pack(self.format, self.rows, self.cols, &data))
     }
 
     /// Dequantizes row `r` into `out` (`cols` values).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
-        dequantize_row(self.format, self.row(r), out)
+        dequantize_row(self.format, &self.raw_row(r), out)
     }
 
     /// The whole matrix in f32, row-major.
@@ -196,19 +314,73 @@ impl QMatrix {
         let n = self.rows;
         let acts: Vec<QActs> = x.chunks_exact(self.cols).map(QActs::quantize).collect();
         let mut t = vec![0f32; n * m];
-        const ROWS: usize = 32;
-        let kern = kernel(self.format);
-        t.par_chunks_mut(ROWS * m).enumerate().for_each(|(c, out)| {
-            let r0 = c * ROWS;
-            for (i, o) in out.chunks_exact_mut(m).enumerate() {
-                let w = self.row(r0 + i);
-                for (a, om) in acts.iter().zip(o.iter_mut()) {
-                    *om = kern(w, a);
+        // 32 rows (4 groups) per task, computed feature-major so each task owns a contiguous block of the output.
+        const ROWS: usize = 4 * GROUP;
+        let kern = group_kernel();
+        crate::pool::parallel_chunks_mut(&mut t, ROWS * m, &|c, out| {
+            let rows = out.len() / m;
+            for gi in 0..rows.div_ceil(GROUP) {
+                let g = c * ROWS / GROUP + gi;
+                let valid = GROUP.min(rows - gi * GROUP);
+                for (r, a) in acts.iter().enumerate() {
+                    let y = kern(self, g, a);
+                    for (i, v) in y.iter().take(valid).enumerate() {
+                        out[(gi * GROUP + i) * m + r] = *v;
+                    }
                 }
             }
         });
         crate::kernels::transpose_feature_major(t, m, n)
     }
+
+    /// The packed data of group `g`: weights, scales, minimums.
+    fn group(&self, g: usize) -> (&[u8], &[f32], &[f32]) {
+        let (nb, pb) = (self.blocks(), packed_bytes(self.format));
+        let m = if self.m.is_empty() {
+            &self.m[..]
+        } else {
+            &self.m[g * nb * GROUP..(g + 1) * nb * GROUP]
+        };
+        (
+            &self.q[g * nb * pb..(g + 1) * nb * pb],
+            &self.d[g * nb * GROUP..(g + 1) * nb * GROUP],
+            m,
+        )
+    }
+}
+
+/// The eight rows of a group dotted with one quantized activation row.
+type GroupKernel = fn(&QMatrix, usize, &QActs) -> [f32; GROUP];
+
+fn group_kernel() -> GroupKernel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::kernels::has_avx2_fma() {
+            if std::is_x86_feature_detected!("avxvnni") {
+                // SAFETY (both): the features were detected at run time.
+                return |q, g, a| unsafe { avx2::group_vnni(q, g, a) };
+            }
+            return |q, g, a| unsafe { avx2::group_avx2(q, g, a) };
+        }
+    }
+    group_scalar
+}
+
+/// Portable version of the group kernel, on the rebuilt file blocks.
+fn group_scalar(q: &QMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
+    let mut y = [0f32; GROUP];
+    for (i, v) in y.iter_mut().enumerate() {
+        let r = g * GROUP + i;
+        if r < q.rows {
+            let raw = q.raw_row(r);
+            *v = match q.format {
+                QFormat::Q8_0 => dot_q8_0_scalar(&raw, a),
+                QFormat::Q4_0 => dot_q4_scalar(&raw, a, false),
+                QFormat::Q4_1 => dot_q4_scalar(&raw, a, true),
+            };
+        }
+    }
+    y
 }
 
 /// One activation row quantized to 8 bits per block of 32: `x_j ≈ d[b] · q[j]`, `sum[b] = Σ_{j ∈ b} q[j]`,
@@ -283,26 +455,6 @@ pub fn dequantize_row(format: QFormat, row: &[u8], out: &mut [f32]) {
     }
 }
 
-type Kernel = fn(&[u8], &QActs) -> f32;
-
-fn kernel(format: QFormat) -> Kernel {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if crate::kernels::has_avx2_fma() && std::is_x86_feature_detected!("f16c") {
-            return match format {
-                QFormat::Q8_0 => |w, a| unsafe { avx2::dot_q8_0(w, a) },
-                QFormat::Q4_0 => |w, a| unsafe { avx2::dot_q4(w, a, false) },
-                QFormat::Q4_1 => |w, a| unsafe { avx2::dot_q4(w, a, true) },
-            };
-        }
-    }
-    match format {
-        QFormat::Q8_0 => dot_q8_0_scalar,
-        QFormat::Q4_0 => |w, a| dot_q4_scalar(w, a, false),
-        QFormat::Q4_1 => |w, a| dot_q4_scalar(w, a, true),
-    }
-}
-
 /// Portable Q8_0 · Q8 block dot product.
 pub fn dot_q8_0_scalar(w: &[u8], a: &QActs) -> f32 {
     let mut s = 0f32;
@@ -340,80 +492,96 @@ pub fn dot_q4_scalar(w: &[u8], a: &QActs, min: bool) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{QActs, BLOCK};
+    use super::{QActs, QFormat, QMatrix, BLOCK, GROUP};
     use std::arch::x86_64::*;
 
+    /// `acc + Σ_{4 bytes} u·s` per 32-bit lane (`u` unsigned, `s` signed bytes): one `vpdpbusd` with AVX-VNNI, else
+    /// `vpmaddubsw` + `vpmaddwd` (exact here: |u| ≤ 128 and |s| ≤ 127 never saturate the 16-bit pair sums).
     #[inline(always)]
-    unsafe fn f16(p: *const u8) -> f32 {
-        let h = u16::from_le_bytes([*p, *p.add(1)]);
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+    unsafe fn dp<const VNNI: bool>(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        if VNNI {
+            _mm256_dpbusd_avx_epi32(acc, u, s)
+        } else {
+            let p = _mm256_maddubs_epi16(u, s);
+            _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+        }
     }
 
+    /// Four activation bytes at `p`, broadcast to every 32-bit lane.
     #[inline(always)]
-    pub(crate) unsafe fn hsum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        _mm_cvtss_f32(s)
+    unsafe fn bcast4(p: *const i8) -> __m256i {
+        _mm256_set1_epi32(std::ptr::read_unaligned(p as *const i32))
     }
 
-    /// Σ a_i b_i over 32 signed bytes, as 8 f32 partial sums.
+    /// The group kernel (see [`QMatrix`]'s layout): per block, the eight rows' integer sums in the eight lanes, then
+    /// one scale multiply-add per block.
     #[inline(always)]
-    unsafe fn dot_i8(a: __m256i, b: __m256i) -> __m256 {
-        let ax = _mm256_sign_epi8(a, a);
-        let sb = _mm256_sign_epi8(b, a);
-        let p = _mm256_maddubs_epi16(ax, sb);
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+    unsafe fn group_body<const VNNI: bool>(q: &QMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
+        let (qg, dg, mg) = q.group(g);
+        let nb = q.cols / BLOCK;
+        let (qp, xq) = (qg.as_ptr(), a.q.as_ptr());
+        let low = _mm256_set1_epi8(15);
+        let mut facc = _mm256_setzero_ps();
+        for b in 0..nb {
+            let x = xq.add(b * BLOCK);
+            let (mut i0, mut i1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            match q.format {
+                QFormat::Q8_0 => {
+                    let wb = qp.add(b * GROUP * BLOCK);
+                    for c in (0..8).step_by(2) {
+                        let w0 = _mm256_loadu_si256(wb.add(c * 32) as *const __m256i);
+                        let w1 = _mm256_loadu_si256(wb.add(c * 32 + 32) as *const __m256i);
+                        let x0 = _mm256_sign_epi8(bcast4(x.add(4 * c)), w0);
+                        let x1 = _mm256_sign_epi8(bcast4(x.add(4 * c + 4)), w1);
+                        i0 = dp::<VNNI>(i0, _mm256_sign_epi8(w0, w0), x0);
+                        i1 = dp::<VNNI>(i1, _mm256_sign_epi8(w1, w1), x1);
+                    }
+                }
+                QFormat::Q4_0 | QFormat::Q4_1 => {
+                    let wb = qp.add(b * GROUP * BLOCK / 2);
+                    for c in 0..4 {
+                        let v = _mm256_loadu_si256(wb.add(c * 32) as *const __m256i);
+                        let lo = _mm256_and_si256(v, low);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+                        i0 = dp::<VNNI>(i0, lo, bcast4(x.add(8 * c)));
+                        i1 = dp::<VNNI>(i1, hi, bcast4(x.add(8 * c + 4)));
+                    }
+                }
+            }
+            let mut isum = _mm256_add_epi32(i0, i1);
+            if q.format == QFormat::Q4_0 {
+                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * *a.sum.get_unchecked(b)));
+            }
+            let dv = _mm256_mul_ps(
+                _mm256_loadu_ps(dg.as_ptr().add(b * GROUP)),
+                _mm256_set1_ps(*a.d.get_unchecked(b)),
+            );
+            facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), dv, facc);
+            if q.format == QFormat::Q4_1 {
+                facc = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(mg.as_ptr().add(b * GROUP)),
+                    _mm256_set1_ps(*a.s.get_unchecked(b)),
+                    facc,
+                );
+            }
+        }
+        let mut y = [0f32; GROUP];
+        _mm256_storeu_ps(y.as_mut_ptr(), facc);
+        y
     }
 
     /// # Safety
-    /// The CPU must have AVX2, FMA and F16C; `w` holds `a.d.len()` Q8_0 blocks.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_q8_0(w: &[u8], a: &QActs) -> f32 {
-        let nb = a.d.len();
-        debug_assert_eq!(w.len(), nb * 34);
-        let mut acc = _mm256_setzero_ps();
-        let (wp, qp) = (w.as_ptr(), a.q.as_ptr());
-        for b in 0..nb {
-            let blk = wp.add(b * 34);
-            let wv = _mm256_loadu_si256(blk.add(2) as *const __m256i);
-            let xv = _mm256_loadu_si256(qp.add(b * BLOCK) as *const __m256i);
-            let d = _mm256_set1_ps(f16(blk) * *a.d.get_unchecked(b));
-            acc = _mm256_fmadd_ps(d, dot_i8(wv, xv), acc);
-        }
-        hsum(acc)
+    /// The CPU must have AVX2, FMA and AVX-VNNI; `g` is a group of `q` and `a` has `q`'s width.
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    pub unsafe fn group_vnni(q: &QMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
+        group_body::<true>(q, g, a)
     }
 
     /// # Safety
-    /// The CPU must have AVX2, FMA and F16C; `w` holds `a.d.len()` Q4_0 (`min = false`) or Q4_1 blocks.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_q4(w: &[u8], a: &QActs, min: bool) -> f32 {
-        let nb = a.d.len();
-        let bb = if min { 20 } else { 18 };
-        debug_assert_eq!(w.len(), nb * bb);
-        let mut acc = _mm256_setzero_ps();
-        let mut corr = 0f32;
-        let low = _mm_set1_epi8(15);
-        let ones = _mm256_set1_epi16(1);
-        let (wp, qp) = (w.as_ptr(), a.q.as_ptr());
-        for b in 0..nb {
-            let blk = wp.add(b * bb);
-            let raw = _mm_loadu_si128(blk.add(bb - 16) as *const __m128i);
-            let lo = _mm_and_si128(raw, low);
-            let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), low);
-            let n = _mm256_set_m128i(hi, lo);
-            let xv = _mm256_loadu_si256(qp.add(b * BLOCK) as *const __m256i);
-            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(n, xv), ones);
-            let dx = *a.d.get_unchecked(b);
-            let dw = f16(blk);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(p), acc);
-            corr += if min {
-                f16(blk.add(2)) * *a.s.get_unchecked(b)
-            } else {
-                -8.0 * dw * dx * *a.sum.get_unchecked(b) as f32
-            };
-        }
-        hsum(acc) + corr
+    /// The CPU must have AVX2 and FMA; `g` is a group of `q` and `a` has `q`'s width.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn group_avx2(q: &QMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
+        group_body::<false>(q, g, a)
     }
 }
 
@@ -460,7 +628,6 @@ mod tests {
             for i in 0..m {
                 let xr = &x[i * cols..(i + 1) * cols];
                 let acts = QActs::quantize(xr);
-                let sc = kernel_scalar(f);
                 for r in 0..rows {
                     let wr = &w[r * cols..(r + 1) * cols];
                     let exact: f64 = xr.iter().zip(wr).map(|(a, b)| *a as f64 * *b as f64).sum();
@@ -481,7 +648,7 @@ mod tests {
                         "{f} {i},{r}: {got} vs {exact} (bound {bound})"
                     );
                     // The SIMD and the scalar kernel agree up to f32 summation order.
-                    let s = sc(q.row(r), &acts) as f64;
+                    let s = scalar_dot(f, &q.raw_row(r), &acts) as f64;
                     assert!(
                         (got - s).abs() <= 1e-4 * (1.0 + s.abs()),
                         "{f}: simd {got} scalar {s}"
@@ -491,11 +658,74 @@ mod tests {
         }
     }
 
-    fn kernel_scalar(f: QFormat) -> Kernel {
+    fn scalar_dot(f: QFormat, w: &[u8], a: &QActs) -> f32 {
         match f {
-            QFormat::Q8_0 => dot_q8_0_scalar,
-            QFormat::Q4_0 => |w, a| dot_q4_scalar(w, a, false),
-            QFormat::Q4_1 => |w, a| dot_q4_scalar(w, a, true),
+            QFormat::Q8_0 => dot_q8_0_scalar(w, a),
+            QFormat::Q4_0 => dot_q4_scalar(w, a, false),
+            QFormat::Q4_1 => dot_q4_scalar(w, a, true),
+        }
+    }
+
+    /// Random raw blocks as a GGUF file holds them.
+    fn raw_blocks(f: QFormat, rows: usize, cols: usize) -> Vec<u8> {
+        let q = random_blocks(f, rows, cols);
+        (0..rows).flat_map(|r| q.raw_row(r)).collect()
+    }
+
+    #[test]
+    fn packing_round_trips_the_file_bytes() {
+        for f in [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1] {
+            // 13 rows: one full group of eight and a padded one.
+            let (rows, cols) = (13, 64);
+            let v = pseudo(rows * cols / BLOCK * f.block_bytes(), 5);
+            let raw: Vec<u8> = v.iter().map(|x| ((x + 1.0) * 127.9) as u8).collect();
+            // Scales must be finite f16 values to survive the f32 round trip bit for bit.
+            let mut raw = raw;
+            for blk in raw.chunks_exact_mut(f.block_bytes()) {
+                blk[1] &= 0x3b;
+                if f == QFormat::Q4_1 {
+                    blk[3] &= 0xbb;
+                }
+            }
+            let q = QMatrix::from_bytes(f, rows, cols, raw.clone()).unwrap();
+            let back: Vec<u8> = (0..rows).flat_map(|r| q.raw_row(r)).collect();
+            assert_eq!(back, raw, "{f}");
+            assert_eq!(raw_blocks(f, 3, 32).len(), 3 * f.block_bytes());
+        }
+    }
+
+    #[test]
+    fn every_group_kernel_equals_the_scalar_dot_products() {
+        let (rows, cols) = (21, 160);
+        let x = pseudo(cols, 9);
+        let a = QActs::quantize(&x);
+        let mut kernels: Vec<(&str, GroupKernel)> = vec![("scalar", group_scalar)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::kernels::has_avx2_fma() {
+                kernels.push(("avx2", |q, g, a| unsafe { avx2::group_avx2(q, g, a) }));
+                if std::is_x86_feature_detected!("avxvnni") {
+                    kernels.push(("vnni", |q, g, a| unsafe { avx2::group_vnni(q, g, a) }));
+                }
+            }
+        }
+        for f in [QFormat::Q8_0, QFormat::Q4_0, QFormat::Q4_1] {
+            let q = random_blocks(f, rows, cols);
+            for (name, k) in &kernels {
+                for g in 0..rows.div_ceil(GROUP) {
+                    let y = k(&q, g, &a);
+                    for (i, v) in y.iter().enumerate() {
+                        let r = g * GROUP + i;
+                        if r < rows {
+                            let s = scalar_dot(f, &q.raw_row(r), &a);
+                            assert!(
+                                (v - s).abs() <= 1e-4 * (1.0 + s.abs()),
+                                "{f} {name} row {r}: {v} vs {s}"
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -504,7 +734,7 @@ mod tests {
         let (rows, cols) = (5, 64);
         let w = pseudo(rows * cols, 11);
         let q = QMatrix::quantize_q8_0(&w, rows, cols).unwrap();
-        assert_eq!(q.bytes(), rows * cols / 32 * 34);
+        assert_eq!(q.bytes(), 8 * cols / 32 * 36);
         let back = q.dequantize();
         for (b, (a, r)) in w.chunks(32).zip(back.chunks(32)).enumerate() {
             let amax = a.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -525,6 +755,6 @@ mod tests {
         let q = random_blocks(QFormat::Q8_0, 3, 32);
         assert!(q.permute_rows(&[0, 1]).is_err());
         let p = q.permute_rows(&[2, 0, 1]).unwrap();
-        assert_eq!(p.row(0), q.row(2));
+        assert_eq!(p.raw_row(0), q.raw_row(2));
     }
 }

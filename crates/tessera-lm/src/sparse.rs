@@ -366,7 +366,7 @@ impl SparseMatrix {
         let (n, k) = self.dims();
         let mut t = vec![0f32; n * m];
         const ROWS: usize = 32;
-        t.par_chunks_mut(ROWS * m).enumerate().for_each(|(c, out)| {
+        crate::pool::parallel_chunks_mut(&mut t, ROWS * m, &|c, out| {
             let r0 = c * ROWS;
             if m == 1 {
                 for (i, o) in out.iter_mut().enumerate() {
