@@ -45,10 +45,21 @@ impl LocalChat {
         ))
     }
 
-    /// Loads a model by asset name (`smollm2-135m`) or path (GGUF file or safetensors directory).
+    /// Loads a model by asset name (`smollm2-135m`) or path (GGUF file or safetensors directory) for inference in
+    /// the file's own representation ([`tessera_lm::WeightDtype::File`]: a GGUF's quantized blocks), the default
+    /// of every inference command.
     pub fn open(name_or_path: &str, offline: bool) -> Result<Self> {
+        Self::open_with(name_or_path, offline, tessera_lm::WeightDtype::File)
+    }
+
+    /// [`LocalChat::open`] with an explicit weight representation (`local:MODEL;dtype=f32` in a backend spec).
+    pub fn open_with(
+        name_or_path: &str,
+        offline: bool,
+        dtype: tessera_lm::WeightDtype,
+    ) -> Result<Self> {
         let path = tessera_core::assets::resolve_model(name_or_path, offline)?;
-        let model = tessera_lm::load(&path)?;
+        let model = tessera_lm::load_with(&path, &tessera_lm::LoadOptions { dtype })?;
         Self::new(model, model_id(name_or_path))
     }
 

@@ -1,6 +1,7 @@
 //! Backend spec strings, one syntax for every command:
 //!
-//! - `local:NAME_OR_PATH`: the Tessera runtime (`local:smollm2-135m`, `local:/models/x.gguf`).
+//! - `local:NAME_OR_PATH[;dtype=f32|q8_0|file]`: the Tessera runtime (`local:smollm2-135m`, `local:/models/x.gguf`),
+//!   by default on the file's own weights (a GGUF's quantized blocks); `;dtype=f32` dequantizes to f32.
 //! - `openai:URL#MODEL[,key_env=VAR][,timeout=SECS][,retries=N][,concurrency=N]`: an OpenAI-compatible server,
 //!   e.g. `openai:http://127.0.0.1:8080/v1#smollm2-135m,key_env=MY_KEY`.
 //! - `replay:PATH`: answers recorded in a JSONL transcript.
@@ -25,7 +26,15 @@ fn open_local(name_or_path: &str, offline: bool) -> Result<Arc<LocalChat>> {
     if let Some(c) = m.get(name_or_path).and_then(Weak::upgrade) {
         return Ok(c);
     }
-    let c = Arc::new(LocalChat::open(name_or_path, offline)?);
+    let (name, dtype) = match name_or_path.split_once(";dtype=") {
+        Some((n, d)) => (
+            n,
+            d.parse::<tessera_lm::WeightDtype>()
+                .map_err(|e| LlmError::Config(format!("`local:{name_or_path}`: {e}")))?,
+        ),
+        None => (name_or_path, tessera_lm::WeightDtype::File),
+    };
+    let c = Arc::new(LocalChat::open_with(name, offline, dtype)?);
     m.insert(name_or_path.to_string(), Arc::downgrade(&c));
     Ok(c)
 }
@@ -81,7 +90,7 @@ pub fn open(spec: &str, offline: bool) -> Result<Arc<dyn ChatModel>> {
     };
     let (kind, rest) = spec.split_once(':').ok_or_else(|| {
         LlmError::Config(format!(
-            "`{spec}`: expected `local:MODEL`, `openai:URL#MODEL` or `replay:PATH`"
+            "`{spec}`: expected `local:MODEL[;dtype=f32|q8_0|file]`, `openai:URL#MODEL` or `replay:PATH`"
         ))
     })?;
     let model: Arc<dyn ChatModel> = match kind {

@@ -314,8 +314,8 @@ impl QMatrix {
         let n = self.rows;
         let acts: Vec<QActs> = x.chunks_exact(self.cols).map(QActs::quantize).collect();
         let mut t = vec![0f32; n * m];
-        // 32 rows (4 groups) per task, computed feature-major so each task owns a contiguous block of the output.
-        const ROWS: usize = 4 * GROUP;
+        // 16 rows (2 groups) per task, computed feature-major so each task owns a contiguous block of the output.
+        const ROWS: usize = 2 * GROUP;
         let kern = group_kernel();
         crate::pool::parallel_chunks_mut(&mut t, ROWS * m, &|c, out| {
             let rows = out.len() / m;
