@@ -145,6 +145,34 @@ fn bench_graph_json_keys_with_repetitions_and_seeds() {
     assert!(lo > 0.0 && lo <= med && med <= hi, "{lo} {med} {hi}");
     assert_eq!(v["scaling"][0]["nodes"], 300);
     assert!((v["config"]["sbm"]["homophily"].as_f64().unwrap() - 0.5).abs() < 1e-12);
+    // Same --out, one seed more: the two journaled seeds are taken as they were (their timings included), only the
+    // third is benchmarked.
+    let bench = |extra: &[&str]| {
+        let mut c = tessera();
+        c.args(["bench", "graph", "--nodes", "400", "--degree", "8"])
+            .args(["--scaling", "300", "--reps", "3", "--json"])
+            .args(["--sbm", "ratio=1,label_noise=0.1"])
+            .args(["--epochs", "6", "--patience", "6"])
+            .args(extra)
+            .arg("--out")
+            .arg(dir.path().join("b"));
+        c
+    };
+    let w = run_json(&mut bench(&["--seeds", "3"]));
+    let more = w["per_seed"].as_array().unwrap();
+    assert_eq!(more.len(), 3);
+    assert_eq!(more[0]["dense_times"], seeds[0]["dense_times"]);
+    assert_eq!(more[1]["mog_times"], seeds[1]["mog_times"]);
+    assert_eq!(more[2]["seed"], 2);
+    // Other MoG settings in the same folder are refused with one line.
+    let out = bench(&["--seeds", "2", "--criteria", "degree,agreement"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim().lines().count(),
+        1
+    );
 }
 
 #[test]

@@ -830,8 +830,8 @@ pub struct ScalingPoint {
     pub speedup_max: f64,
 }
 
-/// Dense vs MoG on one seed's graph.
-#[derive(Debug, Clone, Serialize)]
+/// Dense vs MoG on one seed's graph (one line of the benchmark's `seeds.jsonl` journal).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct BenchSeed {
     /// Seed.
     pub seed: u64,
@@ -1003,6 +1003,17 @@ fn bench_seed(
 /// MoG vs dense on SBM graphs over seeds (accuracy + interleaved inference timing), then inference time vs graph
 /// size.
 pub fn run_bench(cfg: &BenchConfig, log: &mut dyn FnMut(&str)) -> Result<BenchResult> {
+    run_bench_resuming(cfg, &[], &mut |_| Ok(()), log)
+}
+
+/// Like [`run_bench`], but seeds found in `done` (with their graph's edge count) are taken from there instead of
+/// being trained again; `finished` sees every newly benchmarked seed (to journal it) before the next one starts.
+pub fn run_bench_resuming(
+    cfg: &BenchConfig,
+    done: &[(BenchSeed, usize)],
+    finished: &mut dyn FnMut(&(BenchSeed, usize)) -> Result<()>,
+    log: &mut dyn FnMut(&str),
+) -> Result<BenchResult> {
     if cfg.seeds == 0 || cfg.reps == 0 {
         invalid!("bench graph needs at least one seed and one repetition");
     }
@@ -1010,7 +1021,17 @@ pub fn run_bench(cfg: &BenchConfig, log: &mut dyn FnMut(&str)) -> Result<BenchRe
     let mut per_seed = Vec::new();
     let mut edges = 0;
     for seed in cfg.seed..cfg.seed + cfg.seeds {
-        let (s, e) = bench_seed(cfg, seed, log)?;
+        let (s, e) = match done.iter().find(|(s, _)| s.seed == seed) {
+            Some(r) => {
+                log(&format!("seed {seed}: resumed from the journal"));
+                r.clone()
+            }
+            None => {
+                let r = bench_seed(cfg, seed, log)?;
+                finished(&r)?;
+                r
+            }
+        };
         if per_seed.is_empty() {
             edges = e;
         }

@@ -223,9 +223,24 @@ pub struct BenchOutput {
     pub report: Report,
 }
 
-/// `tessera bench graph` in `dir` (all cores): writes `result.json`, `report.md` and the scaling plot.
+/// `tessera bench graph` in `dir` (all cores), resumable per seed: every finished seed is appended to
+/// `seeds.jsonl`; a rerun with the same settings (other seed counts allowed) benchmarks only the missing seeds, one
+/// with other settings is refused (`settings.json`). Writes `result.json`, `report.md` and the scaling plot.
 pub fn bench(cfg: &BenchConfig, dir: &RunDir, log: &mut dyn FnMut(&str)) -> Result<BenchOutput> {
-    let result = experiment::run_bench(cfg, log)?;
+    let mut settings = serde_json::to_value(cfg).map_err(tessera_core::Error::from)?;
+    if let Some(o) = settings.as_object_mut() {
+        o.remove("seeds");
+        o.remove("seed");
+        o.remove("scaling_nodes");
+    }
+    check_settings(&dir.file("settings.json"), &settings)?;
+    let (journal, done) = Journal::open::<(experiment::BenchSeed, usize)>(dir.file("seeds.jsonl"))?;
+    let result = experiment::run_bench_resuming(
+        cfg,
+        &done,
+        &mut |r| journal.append(r).map_err(Into::into),
+        log,
+    )?;
     dir.write_json("result.json", &result)?;
     let report = crate::report::bench_report(&result, dir)?;
     report.write(dir.file("report.md"))?;

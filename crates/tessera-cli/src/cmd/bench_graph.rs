@@ -32,6 +32,16 @@ pub struct BenchGraphArgs {
     /// After joint training: joint, finetune or retrain (see `graph mog --help`).
     #[arg(long, default_value = "joint")]
     pub final_stage: FinalStage,
+    /// Criteria of the experts (experts = criteria × levels; `agreement` is the opt-in fifth criterion).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "jaccard,degree,eff_resistance,grad_magnitude"
+    )]
+    pub criteria: Vec<tessera_graph::criteria::Criterion>,
+    /// Experts per node.
+    #[arg(long, default_value_t = 2)]
+    pub top_k: usize,
     /// Interleaved timing repetitions after a warm-up (median and range reported).
     #[arg(long, default_value_t = 7)]
     pub reps: usize,
@@ -51,7 +61,8 @@ pub struct BenchGraphArgs {
     /// crates/tessera-graph/README.md), or a full `sbm:N:DEGREE[:key=value,…]` spec overriding --nodes/--degree.
     #[arg(long, default_value = "")]
     pub sbm: String,
-    /// Run directory (default `runs/bench-graph-<time>`).
+    /// Run directory (default `runs/bench-graph-<time>`); a rerun with the same `--out` resumes from its
+    /// `seeds.jsonl` (finished seeds are not trained again; other settings are refused).
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
     /// Print one JSON object.
@@ -73,6 +84,8 @@ pub fn bench(_ctx: &Ctx, a: BenchGraphArgs) -> anyhow::Result<()> {
             keep_levels: a.levels.clone(),
             refresh_every: a.refresh,
             final_stage: a.final_stage,
+            criteria: a.criteria.clone(),
+            top_k: a.top_k,
             ..MogConfig::default()
         },
         scaling_nodes: run::parse_scaling(&a.scaling)?,
