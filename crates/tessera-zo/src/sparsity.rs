@@ -14,12 +14,12 @@
 //!   settings), and only then loads the checkpointed tensors. The resumed run therefore stays bit-identical. The
 //!   unselected coordinates are neither perturbed nor updated, and get no weight decay.
 //!
-//! **Which end.** The paper derives its sparsity from magnitude pruning (as in the lottery-ticket line of work
-//! it cites). The reference code (`gradient_pruning/pruning_utils.py`) counts the weights with `|w|` at or below
-//! a global magnitude quantile as the sparse share of each tensor. Small weights are thus the unperturbed part,
-//! and the perturbed coordinates are those that magnitude pruning keeps, i.e. the largest `|w|`. We follow that.
-//! Sparse-MeZO (Liu et al. 2024, arXiv 2402.15751) perturbs the opposite end, the *smallest* weights. That is a
-//! different method, not implemented here.
+//! **Which end.** Neither the paper nor its code picks coordinates by magnitude: magnitude only sets how sparse
+//! each tensor is, as in magnitude pruning. The reference code (`gradient_pruning/pruning_utils.py`) counts the
+//! weights with `|w|` at or below a global magnitude quantile as the sparse share of each tensor. Small weights
+//! are thus the part counted as unperturbed, and the perturbed part corresponds to what magnitude pruning keeps,
+//! i.e. the largest `|w|`. We follow that. Sparse-MeZO (Liu et al. 2024, arXiv 2402.15751) perturbs the opposite
+//! end, the *smallest* weights. That is a different method, not implemented here.
 //!
 //! **Deviations from the reference.**
 //! 1. Its mask zeroes `z` where `N(0,1) < ratio`, so the share it zeroes is `Φ(ratio)`: 69% for 0.5, and 50%
