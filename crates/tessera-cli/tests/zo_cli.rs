@@ -125,6 +125,21 @@ fn train_reports_accuracy_loss_curve_and_resumes_exactly() {
 }
 
 #[test]
+fn magnitude_sparsity_perturbs_the_share_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, data) = fixture(dir.path());
+    let out = dir.path().join("m");
+    let mut args = train_args(&model, &data, &out, "1");
+    args.extend(["--sparsity", "0.75", "--sparsity-mode", "magnitude"].map(Into::into));
+    let j = run_json(tessera().args(&args));
+    assert_eq!(j["settings"]["sparsity_mode"], "magnitude");
+    let share = j["perturbed_share"].as_f64().unwrap();
+    assert!((share - 0.25).abs() < 0.01, "{share}");
+    let plain = run_json(tessera().args(train_args(&model, &data, &dir.path().join("r"), "1")));
+    assert_eq!(plain["settings"]["sparsity_mode"], "random");
+}
+
+#[test]
 fn memory_reports_every_case_against_inference() {
     let dir = tempfile::tempdir().unwrap();
     let (model, data) = fixture(dir.path());
@@ -177,6 +192,18 @@ fn bad_input_fails_cleanly() {
         "sparsity",
     );
     assert_clean_failure(&base(&["--sparsity", "1.5"]), "sparsity");
+    assert_clean_failure(&base(&["--sparsity-mode", "largest"]), "largest");
+    assert_clean_failure(
+        &base(&[
+            "--scheme",
+            "lora",
+            "--sparsity",
+            "0.5",
+            "--sparsity-mode",
+            "magnitude",
+        ]),
+        "magnitude",
+    );
     assert_clean_failure(&base(&["--hybrid-fo", "0-9"]), "hybrid-fo");
     assert_clean_failure(&base(&["--resume", "/nonexistent/run"]), "no run to resume");
     let empty = dir.path().join("empty");

@@ -137,6 +137,11 @@ pub fn check_settings(out: &Path, settings: &serde_json::Value) -> Result<bool> 
     }
     let saved: serde_json::Value = serde_json::from_str(&tessera_core::fsx::read_to_string(&p)?)
         .map_err(|e| damaged(out, format!("settings.json: {e}")))?;
+    // Settings written before a field existed take its default (e.g. `sparsity_mode`: random).
+    let saved = match serde_json::from_value::<crate::run::Settings>(saved.clone()) {
+        Ok(s) => serde_json::to_value(s).map_err(tessera_core::Error::from)?,
+        Err(_) => saved,
+    };
     if &saved == settings {
         return Ok(true);
     }

@@ -23,7 +23,9 @@
 //!    `--optimizer`, and the default `adamw` matches neither override branch. They therefore step with HF's
 //!    AdamW, not SGD. Ours apply the SGD updates documented in [`zo_sgd`].
 //! 3. **Sparsity.** The reference zeroes `z` where `N(0,1) < ratio`, a share of Φ(ratio) (69% for 0.5). Here
-//!    `--sparsity R` leaves exactly a share `R` unperturbed ([`sparsity`]). Only the random mask is implemented.
+//!    `--sparsity R` leaves exactly a share `R` unperturbed ([`sparsity`]), in each tensor. Its `magnitude` mode
+//!    selects the largest `|w|` of every tensor, once, from the initial weights. The reference's `global` mode
+//!    uses magnitude only to set per-tensor ratios and keeps a random mask.
 //! 4. **Forward gradient.** The directional derivative is computed exactly but through a backward pass, not a
 //!    JVP (candle has no forward mode), so its memory is that of a backward pass ([`forward_grad`]).
 //! 5. **Precision.** f32 throughout (the reference uses fp16/bf16). `+μ, −2μ, +μ` restores θ within f32
@@ -53,4 +55,5 @@ pub use memory::{MemoryConfig, MemoryEntry, MemoryReport};
 pub use optimizer::Optimizer;
 pub use run::{run, train, Settings, Trainer, ZoConfig, ZoResult};
 pub use scheme::{Scheme, Tunable};
+pub use sparsity::SparsityMode;
 pub use task::{Task, TaskData};

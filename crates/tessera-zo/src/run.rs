@@ -14,7 +14,7 @@ use crate::forward_grad;
 use crate::hybrid;
 use crate::optimizer::Optimizer;
 use crate::scheme::{Pass, Scheme, Tunable};
-use crate::sparsity;
+use crate::sparsity::{self, SparsityMode};
 use crate::task::{self, Task, TaskData};
 use crate::zo_adam::ZoAdam;
 use crate::zo_sgd::{self, ConsChoice, Momentum};
@@ -58,6 +58,9 @@ pub struct ZoConfig {
     pub fo_lr: Option<f64>,
     /// Gradient sparsity: the share of coordinates left unperturbed ([`crate::sparsity`]).
     pub sparsity: f64,
+    /// How the perturbed coordinates are chosen under [`ZoConfig::sparsity`] (random or by magnitude).
+    #[serde(default)]
+    pub sparsity_mode: SparsityMode,
     /// Weight decay (skipped on norms, biases, prefixes, prompts).
     pub weight_decay: f64,
     /// Examples per step.
@@ -96,6 +99,7 @@ impl Default for ZoConfig {
             hybrid_fo: None,
             fo_lr: None,
             sparsity: 0.0,
+            sparsity_mode: SparsityMode::Random,
             weight_decay: 0.0,
             batch: 16,
             train_examples: None,
@@ -140,6 +144,9 @@ pub struct Settings {
     pub fo_lr: f64,
     /// Gradient sparsity.
     pub sparsity: f64,
+    /// Gradient-sparsity mode (absent in the settings of runs made before it existed: random).
+    #[serde(default)]
+    pub sparsity_mode: SparsityMode,
     /// Weight decay.
     pub weight_decay: f64,
     /// Batch size.
@@ -186,6 +193,15 @@ pub fn validate(cfg: &ZoConfig) -> Result<()> {
             "--sparsity sparsifies the perturbation: {o} has none"
         ));
     }
+    if cfg.sparsity > 0.0
+        && cfg.sparsity_mode == SparsityMode::Magnitude
+        && cfg.scheme == Scheme::Lora
+    {
+        return bad(
+            "--sparsity-mode magnitude selects by the initial |w|, and LoRA's B starts at zero: use random with --scheme lora"
+                .into(),
+        );
+    }
     if cfg.hybrid_fo.is_some() {
         if !o.is_zo() || o == Optimizer::ZoSgdCons {
             return bad(format!(
@@ -220,6 +236,7 @@ pub fn settings(cfg: &ZoConfig, model: &Llama) -> Result<Settings> {
         hybrid_fo_layers: layers,
         fo_lr: cfg.fo_lr.unwrap_or(1e-4),
         sparsity: cfg.sparsity,
+        sparsity_mode: cfg.sparsity_mode,
         weight_decay: cfg.weight_decay,
         batch: cfg.batch,
         train_examples: cfg
@@ -286,12 +303,22 @@ impl<'a> Trainer<'a> {
                 .collect();
             Some(fo::optimizer(false, s.weight_decay, &fp)?)
         };
+        // Magnitude sparsity: the selection, from the initial weights, becomes each ZO tensor's mask (after the
+        // first-order optimizers above took their own copies of the parameter list).
+        let mut params = params;
+        let mut fraction = sparsity::perturbed_fraction(s.sparsity)?;
+        if s.sparsity_mode == SparsityMode::Magnitude && fraction < 1.0 {
+            sparsity::select_by_magnitude(&mut params, fraction, |n| {
+                hybrid::in_layers(n, &s.hybrid_fo_layers)
+            })?;
+            fraction = 1.0;
+        }
         Ok(Trainer {
             model,
             tun,
             params,
             train,
-            fraction: sparsity::perturbed_fraction(s.sparsity)?,
+            fraction,
             s,
             momentum: Momentum::new(0.9),
             adam: ZoAdam::default(),

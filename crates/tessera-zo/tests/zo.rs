@@ -9,7 +9,7 @@ use tessera_zo::batch::{self, Encoded};
 use tessera_zo::blockwise;
 use tessera_zo::run::{self, Settings, Trainer, ZoConfig};
 use tessera_zo::task::{self, Task, TaskData};
-use tessera_zo::{zo_sgd, Optimizer, Scheme};
+use tessera_zo::{zo_sgd, Optimizer, Scheme, SparsityMode};
 
 fn sst2(k: usize, eval: usize) -> TaskData {
     task::load(Task::Sst2, None, k, eval, 0).unwrap()
@@ -247,6 +247,121 @@ fn sparsity_perturbs_the_share_asked_for() {
 }
 
 #[test]
+fn magnitude_selection_keeps_the_largest_weights_of_a_hand_made_tensor() {
+    use tessera_zo::sparsity::magnitude_selection;
+    let w = [0.5, -3.0, 0.0, 2.0, -2.0, 0.1, 2.0, -0.7];
+    // Half: 3 and the three tied 2s.
+    assert_eq!(
+        magnitude_selection(&w, None, 0.5).unwrap(),
+        [0., 1., 0., 1., 1., 0., 1., 0.]
+    );
+    // A quarter: 3, then the tie at 2 goes to the lowest index.
+    assert_eq!(
+        magnitude_selection(&w, None, 0.25).unwrap(),
+        [0., 1., 0., 1., 0., 0., 0., 0.]
+    );
+    // With a pruning mask the share counts the 7 unpruned coordinates (round(3.5) = 4) and never picks a pruned one.
+    let pruned = [1., 0., 1., 1., 1., 1., 1., 1.];
+    assert_eq!(
+        magnitude_selection(&w, Some(&pruned), 0.5).unwrap(),
+        [0., 0., 0., 1., 1., 0., 1., 1.]
+    );
+    assert_eq!(magnitude_selection(&w, None, 0.0).unwrap(), [0.0; 8]);
+    assert_eq!(magnitude_selection(&w, Some(&pruned), 1.0).unwrap(), pruned);
+    assert!(magnitude_selection(&w, Some(&pruned[..3]), 0.5).is_err());
+    assert!(magnitude_selection(&w, None, 1.5).is_err());
+    assert_eq!(
+        "magnitude".parse::<SparsityMode>().unwrap(),
+        SparsityMode::Magnitude
+    );
+    assert_eq!(SparsityMode::default().to_string(), "random");
+    assert!("largest".parse::<SparsityMode>().is_err());
+}
+
+#[test]
+fn magnitude_sparsity_perturbs_the_share_asked_for_in_every_tensor_and_only_the_largest() {
+    let mut m = tiny_model(47).unwrap();
+    let data = sst2(4, 4);
+    for r in [0.3, 0.75] {
+        let cfg = ZoConfig {
+            lr: Some(1e-2),
+            mu: Some(1e-3),
+            batch: 4,
+            train_examples: Some(4),
+            sparsity: r,
+            sparsity_mode: SparsityMode::Magnitude,
+            ..Default::default()
+        };
+        let s = run::settings(&cfg, &m).unwrap();
+        let enc = batch::encode(&m, &data.train).unwrap();
+        let tun = run::prepare(&mut m, Scheme::Full, 0, &enc).unwrap();
+        let mut tr = Trainer::new(&m, tun, enc, s).unwrap();
+        let ps: Vec<Param> = tr.params().to_vec();
+        let before = snapshot(&ps);
+        let mut total = (0, 0);
+        for (p, w) in ps.iter().zip(&before) {
+            // Every direction perturbs exactly the selected coordinates of this tensor.
+            let st = Perturbation::new(11, ParamSet::All)
+                .apply_to(std::slice::from_ref(p), 0.0)
+                .unwrap();
+            let n = w.len();
+            assert_eq!(
+                st.perturbed,
+                tessera_zo::sparsity::kept_count(n, 1.0 - r),
+                "{}",
+                p.name
+            );
+            assert!((st.perturbed as f64 / n as f64 - (1.0 - r)).abs() <= 0.5 / n as f64);
+            total = (total.0 + st.perturbed, total.1 + n);
+            // ... and they are the largest |w|.
+            let z = Perturbation::new(11, ParamSet::All).direction(p).unwrap();
+            let (mut lo_in, mut hi_out) = (f32::INFINITY, 0f32);
+            for (x, zi) in w.iter().zip(&z) {
+                if *zi != 0.0 {
+                    lo_in = lo_in.min(x.abs());
+                } else {
+                    hi_out = hi_out.max(x.abs());
+                }
+            }
+            assert!(lo_in >= hi_out, "{}: {lo_in} < {hi_out}", p.name);
+        }
+        let share = tr.perturbed_share().unwrap();
+        assert!((share - total.0 as f64 / total.1 as f64).abs() < 1e-12);
+        assert!((share - (1.0 - r)).abs() < 0.01, "{share}");
+        // A step moves only the selected coordinates, and some of them.
+        let sel: Vec<Vec<bool>> = ps
+            .iter()
+            .map(|p| {
+                let z = Perturbation::new(1, ParamSet::All).direction(p).unwrap();
+                z.iter().map(|&x| x != 0.0).collect()
+            })
+            .collect();
+        tr.step(0).unwrap();
+        let after = snapshot(&ps);
+        let mut moved = 0;
+        for ((b, a), s) in before.iter().zip(&after).zip(&sel) {
+            for ((x, y), k) in b.iter().zip(a).zip(s) {
+                if x.to_bits() != y.to_bits() {
+                    assert!(*k, "an unselected coordinate moved");
+                    moved += 1;
+                }
+            }
+        }
+        assert!(moved > total.0 / 2, "{moved} of {} moved", total.0);
+        drop(tr);
+    }
+    // LoRA's B starts at zero: magnitude selection is refused there.
+    let c = ZoConfig {
+        scheme: Scheme::Lora,
+        sparsity: 0.5,
+        sparsity_mode: SparsityMode::Magnitude,
+        ..Default::default()
+    };
+    let e = run::validate(&c).unwrap_err().to_string();
+    assert!(e.contains("magnitude"), "{e}");
+}
+
+#[test]
 fn forward_gradient_is_the_directional_derivative() {
     let mut m = tiny_model(44).unwrap();
     let data = sst2(3, 3);
@@ -305,7 +420,22 @@ fn params_of(out: &std::path::Path) -> HashMap<String, Vec<u32>> {
 #[test]
 fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     let data = sst2(6, 4);
-    for o in [Optimizer::ZoSgdMmt, Optimizer::ZoAdam, Optimizer::FoAdam] {
+    // (optimizer, magnitude-selected gradient sparsity 0.6)
+    for (o, magnitude) in [
+        (Optimizer::ZoSgdMmt, false),
+        (Optimizer::ZoAdam, false),
+        (Optimizer::FoAdam, false),
+        (Optimizer::ZoSgd, true),
+        (Optimizer::ZoAdam, true),
+    ] {
+        let cfg_for = |o: Optimizer, out: &std::path::Path, steps: u64| {
+            let mut c = cfg_for(o, out, steps);
+            if magnitude {
+                c.sparsity = 0.6;
+                c.sparsity_mode = SparsityMode::Magnitude;
+            }
+            c
+        };
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         let whole = run::train(&mut tiny_model(45).unwrap(), &data, &cfg_for(o, &a, 5)).unwrap();
@@ -323,6 +453,36 @@ fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
         );
         assert_eq!(resumed.accuracy_after, whole.accuracy_after);
     }
+}
+
+#[test]
+fn settings_written_before_sparsity_mode_still_resume() {
+    let data = sst2(6, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    run::train(
+        &mut tiny_model(48).unwrap(),
+        &data,
+        &cfg_for(Optimizer::ZoSgd, &out, 2),
+    )
+    .unwrap();
+    let p = out.join("settings.json");
+    let mut j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    assert_eq!(j["sparsity_mode"], "random");
+    j.as_object_mut().unwrap().remove("sparsity_mode");
+    std::fs::write(&p, serde_json::to_string(&j).unwrap()).unwrap();
+    let mut rc = cfg_for(Optimizer::ZoSgd, &out, 3);
+    rc.resume = Some(out.clone());
+    let r = run::train(&mut tiny_model(48).unwrap(), &data, &rc).unwrap();
+    assert_eq!(r.resumed_from, Some(2));
+    // A magnitude run is another run.
+    rc.sparsity = 0.5;
+    rc.sparsity_mode = SparsityMode::Magnitude;
+    let e = run::train(&mut tiny_model(48).unwrap(), &data, &rc)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("other settings"), "{e}");
 }
 
 #[test]

@@ -4,7 +4,7 @@ use super::lm::DEFAULT_MODEL;
 use super::{emit, print_json, Ctx};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use tessera_zo::{MemoryConfig, MemoryEntry, Optimizer, Scheme, Task, ZoConfig};
+use tessera_zo::{MemoryConfig, MemoryEntry, Optimizer, Scheme, SparsityMode, Task, ZoConfig};
 
 /// `tessera zo` subcommands.
 #[derive(Subcommand)]
@@ -73,6 +73,9 @@ pub struct TrainArgs {
     /// Gradient sparsity: share of coordinates left unperturbed, in [0, 1).
     #[arg(long, default_value_t = 0.0)]
     pub sparsity: f64,
+    /// Which coordinates --sparsity keeps: random (new each query) or magnitude (largest |w| per tensor, fixed).
+    #[arg(long, default_value = "random")]
+    pub sparsity_mode: SparsityMode,
     /// Weight decay (not on norms, biases, prefixes, prompts).
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
@@ -161,6 +164,7 @@ fn train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<()> {
         hybrid_fo: a.hybrid_fo,
         fo_lr: a.fo_lr,
         sparsity: a.sparsity,
+        sparsity_mode: a.sparsity_mode,
         weight_decay: a.weight_decay,
         batch: a.batch,
         train_examples: a.train_examples,
