@@ -6,7 +6,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
-bin="$root/target/release/tessera"
+bin="${TESSERA_BIN:-$root/target/release/tessera}"
 n="${1:-16384}"
 w="${2:-1024}"
 model="${3:-smollm2-135m}"

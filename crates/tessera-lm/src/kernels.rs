@@ -269,11 +269,17 @@ mod tests {
             let mut got = vec![0f32; n * m];
             if has_avx2_fma() {
                 unsafe { rows_block_avx2(&x, k, &w, &mut got) };
-                assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-3), "avx2");
+                assert!(
+                    got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-3),
+                    "avx2"
+                );
             }
             if has_avx512() {
                 unsafe { rows_block_avx512(&x, k, &w, &mut got) };
-                assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-3), "avx512");
+                assert!(
+                    got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-3),
+                    "avx512"
+                );
             }
         }
     }
