@@ -22,14 +22,5 @@ out="$(mktemp -d)"
 "$bin" export smollm2-135m --gguf "$out/smollm2-f32.gguf" --json >&2
 ours="$("$bin" perplexity "$out/smollm2-f32.gguf" --text "$text" --window "$n" --stride "$n" --max-tokens "$n" --json)"
 theirs="$("$py" "$here/llama_cpp_ppl.py" "$out/smollm2-f32.gguf" "$text" "$n")"
-echo "{\"tessera\": $ours, \"llama_cpp\": $theirs}" | "$py" -c '
-import json, sys
-d = json.load(sys.stdin)
-t, l = d["tessera"], d["llama_cpp"]
-if "skipped" in l:
-    print(json.dumps({"tessera_ppl": t["perplexity"], "llama_cpp": l})); sys.exit(0)
-rel = abs(t["perplexity"] - l["perplexity"]) / l["perplexity"]
-print(json.dumps({"tessera_ppl": t["perplexity"], "llama_cpp_ppl": l["perplexity"], "relative_diff": rel,
-                  "tokens": [t["tokens"], l["tokens"]], "within_0_5_percent": rel < 0.005}))
-sys.exit(0 if rel < 0.005 else 1)'
+"$py" "$here/compare_ppl.py" "$ours" "$theirs" 0.005 within_0_5_percent
 rm -rf "$out"

@@ -16,13 +16,4 @@ text="$root/../shared/data/wikitext2/raw/wiki.test.raw"
 gguf="$("$bin" --offline info "$model" --json | "$py" -c 'import json,sys; print(json.load(sys.stdin)["path"])')"
 ours="$("$bin" --offline perplexity "$model" --dtype file --text "$text" --window "$w" --stride "$w" --max-tokens "$n" --json)"
 theirs="$("$py" "$here/llama_cpp_ppl.py" "$gguf" "$text" "$n" "$w")"
-echo "{\"tessera\": $ours, \"llama_cpp\": $theirs}" | "$py" -c '
-import json, sys
-d = json.load(sys.stdin)
-t, l = d["tessera"], d["llama_cpp"]
-if "skipped" in l:
-    print(json.dumps({"tessera_ppl": t["perplexity"], "llama_cpp": l})); sys.exit(0)
-rel = abs(t["perplexity"] - l["perplexity"]) / l["perplexity"]
-print(json.dumps({"tessera_ppl": t["perplexity"], "llama_cpp_ppl": l["perplexity"], "relative_diff": rel,
-                  "scored_tokens": [t["scored_tokens"], l["scored_tokens"]], "within_1_percent": rel < 0.01}))
-sys.exit(0 if rel < 0.01 else 1)'
+"$py" "$here/compare_ppl.py" "$ours" "$theirs" 0.01 within_1_percent
