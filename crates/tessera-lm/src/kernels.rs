@@ -139,7 +139,7 @@ unsafe fn rows_block_avx512(x: &[f32], k: usize, w: &[f32], out: &mut [f32]) {
 }
 
 /// Whether the CPU has AVX-512F (detected once; `TESSERA_NO_AVX512=1` forces the AVX2 kernel, for comparisons).
-fn has_avx512() -> bool {
+pub(crate) fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -216,7 +216,9 @@ pub(crate) fn transpose_feature_major(t: Vec<f32>, m: usize, n: usize) -> Vec<f3
     y
 }
 
-fn rows_block_dispatch(x: &[f32], k: usize, w: &[f32], out: &mut [f32]) {
+/// `out[r] = w_r · x` for the rows of `w` (`out.len()` rows of `k`) and one activation row `x` (feature-major
+/// `rows × m` for `m` activation rows), on the best kernel the CPU has.
+pub(crate) fn rows_block_dispatch(x: &[f32], k: usize, w: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if has_avx512() {

@@ -652,6 +652,14 @@ impl Linear {
         self.clear_mask();
         Ok(())
     }
+    /// Whether the one-token decode path ([`crate::decode`]) can compute this layer: no adapter or observer, and
+    /// the weight compact or dense f32 on the CPU.
+    pub(crate) fn fast_decode_ok(&self) -> bool {
+        self.lora.is_none()
+            && self.observer.is_none()
+            && (self.compact.is_some()
+                || (self.weight.dtype() == DType::F32 && self.weight.device().is_cpu()))
+    }
     /// The LoRA adapter, if any.
     pub fn lora(&self) -> Option<&Lora> {
         self.lora.as_ref()

@@ -20,12 +20,14 @@ use std::path::Path;
 pub fn load(path: impl AsRef<Path>) -> Result<Llama> {
     let path = path.as_ref();
     let md = std::fs::metadata(path).map_err(|e| tessera_core::Error::io(path, e))?;
-    if md.is_dir() {
-        load_safetensors_dir(path)
+    let m = if md.is_dir() {
+        load_safetensors_dir(path)?
     } else {
         // Refuses FIFOs, sockets and devices before opening them.
-        load_gguf(path)
-    }
+        load_gguf(path)?
+    };
+    m.advise_huge_pages();
+    Ok(m)
 }
 
 /// Loads a model in the weight representation `opts` asks for ([`crate::weights`]): f32 is [`load`];
@@ -37,7 +39,11 @@ pub fn load_with(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Llama> {
     let md = std::fs::metadata(path).map_err(|e| tessera_core::Error::io(path, e))?;
     match (md.is_dir(), opts.dtype) {
         (_, WeightDtype::F32) => load(path),
-        (false, WeightDtype::File) => load_gguf_blocks(path),
+        (false, WeightDtype::File) => {
+            let m = load_gguf_blocks(path)?;
+            m.advise_huge_pages();
+            Ok(m)
+        }
         (false, WeightDtype::Sparse) => Err(LmError::Invalid(format!(
             "--dtype sparse needs a pruned model directory (with {MASKS_FILE}); {} is a single file",
             path.display()

@@ -14,6 +14,7 @@
 //! so no tensor grows with the square of the prompt length. RoPE tables are built lazily, only up to the largest
 //! position used.
 use crate::config::LlamaConfig;
+use crate::decode::RawKv;
 use crate::error::{LmError, Result};
 use crate::hook::{FfnDecision, LayerHook, LayerSite, StepInfo};
 use crate::linear::{param, Grad, Linear, LinearCtx, LoraForm, Proj, WeightMode};
@@ -79,10 +80,13 @@ impl Block {
     }
 }
 
-/// Per-layer key/value cache for incremental decoding. Keys and values are `[batch, kv_heads, seq, head_dim]`.
+/// Per-layer key/value cache for incremental decoding. Keys and values are `[batch, kv_heads, seq, head_dim]`
+/// tensors on the general path; the one-token path ([`crate::decode`]) keeps a layer's keys and values in growable
+/// buffers instead, and each path converts a layer the other wrote when it first reads it.
 #[derive(Debug, Clone)]
 pub struct Cache {
     kv: Vec<Option<(Tensor, Tensor)>>,
+    raw: Vec<Option<RawKv>>,
     /// Tokens already in the cache (the position of the next token).
     pub len: usize,
 }
@@ -92,15 +96,25 @@ impl Cache {
     pub fn new(layers: usize) -> Self {
         Cache {
             kv: vec![None; layers],
+            raw: vec![None; layers],
             len: 0,
         }
     }
     /// The cached `(k, v)` of every layer (usable as a [`Forward::prefix`]), or `None` if a layer is empty.
     pub fn layer_kv(&self) -> Option<Vec<(Tensor, Tensor)>> {
-        self.kv.iter().cloned().collect()
+        (0..self.kv.len())
+            .map(|l| match (&self.kv[l], &self.raw[l]) {
+                (Some(kv), _) => Some(kv.clone()),
+                (None, Some(r)) => r.to_tensors(&Device::Cpu).ok(),
+                (None, None) => None,
+            })
+            .collect()
     }
     /// Keys held by layer `layer` (0 when empty or out of range).
     pub fn layer_len(&self, layer: usize) -> usize {
+        if let Some(Some(r)) = self.raw.get(layer) {
+            return r.len();
+        }
         self.kv
             .get(layer)
             .and_then(|s| s.as_ref())
@@ -111,6 +125,33 @@ impl Cache {
     /// [`Llama::block_forward`] ([`Llama::forward`] does it itself).
     pub fn advance(&mut self, tokens: usize) {
         self.len += tokens;
+    }
+    /// Layers the cache was made for.
+    pub(crate) fn layers(&self) -> usize {
+        self.kv.len()
+    }
+    /// Layer `layer` as tensors, for the general path (converted from the one-token path's buffers if needed).
+    fn tensor_slot(
+        &mut self,
+        layer: usize,
+        device: &Device,
+    ) -> Result<&mut Option<(Tensor, Tensor)>> {
+        if let Some(r) = self.raw[layer].take() {
+            self.kv[layer] = Some(r.to_tensors(device)?);
+        }
+        Ok(&mut self.kv[layer])
+    }
+    /// Layer `layer` as the one-token path's buffers (converted from tensors if needed).
+    pub(crate) fn raw_slot(
+        &mut self,
+        layer: usize,
+        heads: usize,
+        dim: usize,
+    ) -> Result<&mut RawKv> {
+        if let Some((k, v)) = self.kv[layer].take() {
+            self.raw[layer] = Some(RawKv::from_tensors(&k, &v)?);
+        }
+        Ok(self.raw[layer].get_or_insert_with(|| RawKv::empty(heads, dim)))
     }
 }
 
@@ -238,6 +279,9 @@ pub struct Llama {
     /// Inference attention over more keys than this runs in key blocks of this size with an online softmax
     /// (0 = never). Default [`ATTENTION_KEY_BLOCK`].
     pub attention_block: usize,
+    /// Whether single-token decode steps take the slice-based path of [`crate::decode`] when they can (default
+    /// on; off runs every step on the general path, for differential tests).
+    pub fast_decode: bool,
     device: Device,
     rope: RwLock<RopeTables>,
 }
@@ -447,6 +491,7 @@ impl Llama {
             tokenizer,
             prefill_chunk: PREFILL_CHUNK,
             attention_block: ATTENTION_KEY_BLOCK,
+            fast_decode: true,
             device,
             rope: RwLock::new(RopeTables {
                 len: 0,
@@ -700,6 +745,18 @@ impl Llama {
 
     /// Runs the model and returns the logits and the residual streams asked for in [`Forward::residuals`].
     pub fn forward_output(&self, input: Input<'_>, mut opts: Forward<'_>) -> Result<ForwardOutput> {
+        if let Input::Ids(ids) = input {
+            if self.fast_decode_applies(ids, &opts) {
+                let id = ids.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?[0];
+                let cache = opts.cache.take().expect("checked by fast_decode_applies");
+                let logits = self.decode_token(id, cache)?;
+                let vocab = logits.len();
+                return Ok(ForwardOutput {
+                    logits: Some(Tensor::from_vec(logits, (1, 1, vocab), &self.device)?),
+                    residuals: Vec::new(),
+                });
+            }
+        }
         let c = &self.config;
         let g = opts.grad();
         let x = match input {
@@ -1026,7 +1083,7 @@ impl Llama {
                         self.blocks.len()
                     )));
                 }
-                Some(&mut cache.kv[layer])
+                Some(cache.tensor_slot(layer, &self.device)?)
             }
             None => None,
         };
@@ -1091,7 +1148,7 @@ impl Llama {
 
     /// The RoPE tables covering at least `need` positions (grown lazily, in powers of two, never beyond
     /// [`Llama::max_positions`]).
-    fn rope_tables(&self, need: usize) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn rope_tables(&self, need: usize) -> Result<(Tensor, Tensor)> {
         {
             let r = self.rope.read().unwrap_or_else(|e| e.into_inner());
             if r.len >= need {

@@ -224,6 +224,22 @@ pub fn parallel_chunks_mut<T: Send>(
     });
 }
 
+/// Runs `f(i, parts[i])` for every part with [`parallel_for`]: one fork-join over disjoint output slices of any
+/// lengths (the fused projections of the one-token decode path write q, k and v in one job).
+pub fn parallel_parts_mut<T: Send>(parts: Vec<&mut [T]>, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
+    let ptrs: Vec<(SendMut<T>, usize)> = parts
+        .into_iter()
+        .map(|p| (SendMut(p.as_mut_ptr()), p.len()))
+        .collect();
+    parallel_for(ptrs.len(), &|i| {
+        let (b, n) = ptrs[i];
+        // SAFETY: the parts were distinct `&mut` slices, borrowed for the whole call, and task `i` is the only one
+        // touching part `i`.
+        let part = unsafe { std::slice::from_raw_parts_mut(b.0, n) };
+        f(i, part);
+    });
+}
+
 struct SendMut<T>(*mut T);
 impl<T> Clone for SendMut<T> {
     fn clone(&self) -> Self {

@@ -333,6 +333,26 @@ impl QMatrix {
         crate::kernels::transpose_feature_major(t, m, n)
     }
 
+    /// Rows `r0 .. r0 + out.len()` of `W x` for one activation row `a` already quantized ([`QActs::quantize`]);
+    /// `r0` is a multiple of the 8-row group (the one-token decode path, [`crate::weights::gemv_many`]).
+    pub(crate) fn gemv_rows(&self, a: &QActs, r0: usize, out: &mut [f32]) {
+        debug_assert!(r0.is_multiple_of(GROUP) && r0 + out.len() <= self.rows);
+        let kern = group_kernel();
+        for (gi, o) in out.chunks_mut(GROUP).enumerate() {
+            let y = kern(self, r0 / GROUP + gi, a);
+            o.copy_from_slice(&y[..o.len()]);
+        }
+    }
+
+    /// `(address, bytes)` of the buffers held ([`crate::hugepages`]).
+    pub(crate) fn buffers(&self) -> [(usize, usize); 3] {
+        [
+            (self.q.as_ptr() as usize, self.q.len()),
+            (self.d.as_ptr() as usize, self.d.len() * 4),
+            (self.m.as_ptr() as usize, self.m.len() * 4),
+        ]
+    }
+
     /// The packed data of group `g`: weights, scales, minimums.
     fn group(&self, g: usize) -> (&[u8], &[f32], &[f32]) {
         let (nb, pb) = (self.blocks(), packed_bytes(self.format));

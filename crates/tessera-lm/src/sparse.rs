@@ -130,6 +130,10 @@ impl BitmaskMatrix {
         let (mask, vals) = self.row(r);
         #[cfg(target_arch = "x86_64")]
         {
+            if crate::kernels::has_avx512() {
+                // SAFETY: features detected; `x` has `8 · mask.len()` values and `vals` the row's kept ones.
+                return unsafe { avx512::dot_bitmask(mask, vals, x) };
+            }
             if crate::kernels::has_avx2_fma() {
                 // SAFETY: features detected; `vals` has PAD readable values past the row's last kept one.
                 return unsafe { avx2::dot_expand(mask, vals, x, bitmask_lut()) };
@@ -262,6 +266,13 @@ impl NmMatrix {
         {
             if (self.n, self.m) == (2, 4)
                 && self.cols.is_multiple_of(8)
+                && crate::kernels::has_avx512()
+            {
+                // SAFETY: features detected; one index byte per 8 columns, 4 values per byte.
+                return unsafe { avx512::dot_2_4(ib, vals, x, nm24_lane_masks()) };
+            }
+            if (self.n, self.m) == (2, 4)
+                && self.cols.is_multiple_of(8)
                 && crate::kernels::has_avx2_fma()
             {
                 // SAFETY: features detected; one index byte per 8 columns, 4 values per byte.
@@ -352,6 +363,25 @@ impl SparseMatrix {
             SparseMatrix::Nm(b) => b.dot_row(r, x),
         }
     }
+    /// Rows `r0 .. r0 + out.len()` of `W x` for one activation row (the one-token decode path).
+    pub(crate) fn gemv_rows(&self, x: &[f32], r0: usize, out: &mut [f32]) {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = self.dot_row(r0 + i, x);
+        }
+    }
+    /// `(address, bytes)` of the buffers held ([`crate::hugepages`]).
+    pub(crate) fn buffers(&self) -> [(usize, usize); 2] {
+        match self {
+            SparseMatrix::Bitmask(b) => [
+                (b.mask.as_ptr() as usize, b.mask.len()),
+                (b.values.as_ptr() as usize, b.values.len() * 4),
+            ],
+            SparseMatrix::Nm(b) => [
+                (b.idx.as_ptr() as usize, b.idx.len()),
+                (b.values.as_ptr() as usize, b.values.len() * 4),
+            ],
+        }
+    }
     /// The whole matrix, dense, row-major.
     pub fn to_dense(&self) -> Vec<f32> {
         let (rows, cols) = self.dims();
@@ -424,6 +454,93 @@ fn nm24_lut() -> &'static Lut {
             })
             .collect()
     })
+}
+
+/// Per 2:4 index byte: the 8-bit lane mask of the columns it keeps (bit `4·(s/2) + idx_s` for its four slots).
+fn nm24_lane_masks() -> &'static [u8; 256] {
+    static L: OnceLock<[u8; 256]> = OnceLock::new();
+    L.get_or_init(|| {
+        let mut t = [0u8; 256];
+        for (b, m) in t.iter_mut().enumerate() {
+            for s in 0..4 {
+                *m |= 1 << ((s / 2) * 4 + (b >> (2 * s) & 3));
+            }
+        }
+        t
+    })
+}
+
+/// AVX-512 kernels: `vexpandps` loads the next packed values straight into the lanes a 16-bit mask selects, so a
+/// bitmask row needs no permutation table, and a 2:4 row's two index bytes become that mask through a 256-entry
+/// table (its slots are stored in column order, [`NmMatrix::from_masked`]).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// AVX-512F; `x` has `8 · mask.len()` values; `vals` holds at least the row's kept values.
+    #[target_feature(enable = "avx512f,popcnt")]
+    pub unsafe fn dot_bitmask(mask: &[u8], vals: &[f32], x: &[f32]) -> f32 {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let (vp, xp) = (vals.as_ptr(), x.as_ptr());
+        let mut p = 0usize;
+        let words = mask.len() / 8;
+        for c in 0..words {
+            let m = u64::from_le_bytes(
+                mask.get_unchecked(c * 8..c * 8 + 8)
+                    .try_into()
+                    .unwrap_unchecked(),
+            );
+            if m == 0 {
+                continue;
+            }
+            // The offsets of the four 16-column quarters, each from the word alone (no chain between them).
+            let o = [
+                0,
+                (m & 0xffff).count_ones() as usize,
+                (m & 0xffff_ffff).count_ones() as usize,
+                (m & 0xffff_ffff_ffff).count_ones() as usize,
+            ];
+            for (q, a) in acc.iter_mut().enumerate() {
+                let k = (m >> (16 * q)) as u16;
+                let v = _mm512_maskz_expandloadu_ps(k, vp.add(p + o[q]));
+                *a = _mm512_fmadd_ps(v, _mm512_loadu_ps(xp.add(c * 64 + q * 16)), *a);
+            }
+            p += m.count_ones() as usize;
+        }
+        for (j, &b) in mask.iter().enumerate().skip(words * 8) {
+            let v = _mm512_maskz_expandloadu_ps(b as u16, vp.add(p));
+            acc[0] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(0xff, xp.add(j * 8)), acc[0]);
+            p += b.count_ones() as usize;
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(
+            _mm512_add_ps(acc[0], acc[1]),
+            _mm512_add_ps(acc[2], acc[3]),
+        ))
+    }
+
+    /// # Safety
+    /// AVX-512F; `x` has `8 · idx.len()` values; `vals` has `4 · idx.len()` values.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn dot_2_4(idx: &[u8], vals: &[f32], x: &[f32], lanes: &[u8; 256]) -> f32 {
+        let mut acc = [_mm512_setzero_ps(); 2];
+        let (vp, xp) = (vals.as_ptr(), x.as_ptr());
+        let pairs = idx.len() / 2;
+        for c in 0..pairs {
+            let k = u16::from(lanes[*idx.get_unchecked(2 * c) as usize])
+                | u16::from(lanes[*idx.get_unchecked(2 * c + 1) as usize]) << 8;
+            let v = _mm512_maskz_expandloadu_ps(k, vp.add(8 * c));
+            let a = &mut acc[c & 1];
+            *a = _mm512_fmadd_ps(v, _mm512_loadu_ps(xp.add(16 * c)), *a);
+        }
+        if idx.len() % 2 == 1 {
+            let j = idx.len() - 1;
+            let k = u16::from(lanes[idx[j] as usize]);
+            let v = _mm512_maskz_expandloadu_ps(k, vp.add(4 * j));
+            acc[0] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(0xff, xp.add(8 * j)), acc[0]);
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]))
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -585,6 +702,59 @@ mod tests {
             rows,
             cols,
         );
+    }
+
+    /// Each kernel the CPU can run (scalar, AVX2, AVX-512) gives the same row products, including the tails
+    /// after the last 64-column word (bitmask) or 16-column pair (2:4).
+    #[test]
+    fn every_sparse_kernel_agrees_with_the_scalar_one() {
+        let (rows, cols) = (5, 64 + 24);
+        let w = pseudo(rows * cols, 3);
+        let x = pseudo(cols, 4);
+        let keep: Vec<f32> = w.iter().map(|v| f32::from(v.abs() > 0.6)).collect();
+        let keep24: Vec<f32> = (0..rows * cols)
+            .map(|i| f32::from((i % 4 + i / 8) % 4 < 2))
+            .collect();
+        let bm = BitmaskMatrix::from_masked(&w, &keep, rows, cols).unwrap();
+        let nm = NmMatrix::from_masked(&w, &keep24, rows, cols, 2, 4).unwrap();
+        for r in 0..rows {
+            let dense = |k: &[f32]| -> f32 {
+                (0..cols)
+                    .map(|c| w[r * cols + c] * k[r * cols + c] * x[c])
+                    .sum()
+            };
+            let (want_bm, want_nm) = (dense(&keep), dense(&keep24));
+            let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * (1.0 + b.abs());
+            assert!(close(bm.dot_row(r, &x), want_bm));
+            assert!(close(nm.dot_row(r, &x), want_nm));
+            #[cfg(target_arch = "x86_64")]
+            {
+                let ((mask, mv), (ib, nv)) = (bm.row(r), nm.row(r));
+                if crate::kernels::has_avx2_fma() {
+                    assert!(close(
+                        unsafe { avx2::dot_expand(mask, mv, &x, bitmask_lut()) },
+                        want_bm
+                    ));
+                    assert!(close(
+                        unsafe { avx2::dot_2_4(ib, nv, &x, nm24_lut()) },
+                        want_nm
+                    ));
+                }
+                if std::is_x86_feature_detected!("avx512f") {
+                    assert!(
+                        close(unsafe { avx512::dot_bitmask(mask, mv, &x) }, want_bm),
+                        "row {r}"
+                    );
+                    assert!(
+                        close(
+                            unsafe { avx512::dot_2_4(ib, nv, &x, nm24_lane_masks()) },
+                            want_nm
+                        ),
+                        "row {r}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -227,6 +227,78 @@ impl Llama {
             // The embedding lived in the compact head: it is the dense head again.
             self.embed = self.lm_head.weight().clone();
         }
+        self.advise_huge_pages();
         Ok(())
     }
+}
+
+/// A borrowed view of one layer's weight in whichever form it is held, for the one-token decode path
+/// ([`crate::decode`]): one row-range kernel per representation.
+#[derive(Clone, Copy)]
+pub(crate) enum RowsView<'a> {
+    /// Dense f32, row-major `rows × cols`.
+    F32 { w: &'a [f32], cols: usize },
+    /// GGUF blocks (activations quantized to 8 bits per block once per call of [`gemv_many`]).
+    Quant(&'a QMatrix),
+    /// Compressed sparse.
+    Sparse(&'a SparseMatrix),
+}
+
+impl RowsView<'_> {
+    /// `(rows, cols)`.
+    pub(crate) fn dims(&self) -> (usize, usize) {
+        match self {
+            RowsView::F32 { w, cols } => (w.len() / cols, *cols),
+            RowsView::Quant(q) => q.dims(),
+            RowsView::Sparse(s) => s.dims(),
+        }
+    }
+}
+
+/// Rows per task of [`gemv_many`] (a multiple of the quantized kernel's 8-row group).
+const GEMV_ROWS: usize = 16;
+
+/// `out = [W₀ x | W₁ x | …]` for one activation row `x`: the products of several layers that read the same input
+/// (q/k/v, gate/up) in one fork-join over 16-row tasks, `x` quantized once if any layer is quantized.
+pub(crate) fn gemv_many(views: &[RowsView<'_>], x: &[f32], out: &mut [f32]) -> Result<()> {
+    let total: usize = views.iter().map(|v| v.dims().0).sum();
+    if out.len() != total || views.iter().any(|v| v.dims().1 != x.len()) {
+        return Err(LmError::Invalid(format!(
+            "fused product: input {} and output {} do not match the layers {:?}",
+            x.len(),
+            out.len(),
+            views.iter().map(|v| v.dims()).collect::<Vec<_>>()
+        )));
+    }
+    let acts = views
+        .iter()
+        .any(|v| matches!(v, RowsView::Quant(_)))
+        .then(|| crate::quant::QActs::quantize(x));
+    // (layer, first row) of each task, and its output slice.
+    let mut tasks = Vec::with_capacity(total.div_ceil(GEMV_ROWS) + views.len());
+    let mut parts = Vec::with_capacity(tasks.capacity());
+    let mut rest = out;
+    for (li, v) in views.iter().enumerate() {
+        let (rows, _) = v.dims();
+        let (mine, tail) = rest.split_at_mut(rows);
+        rest = tail;
+        for (c, part) in mine.chunks_mut(GEMV_ROWS).enumerate() {
+            tasks.push((li, c * GEMV_ROWS));
+            parts.push(part);
+        }
+    }
+    crate::pool::parallel_parts_mut(parts, &|i, part| {
+        let (li, r0) = tasks[i];
+        match views[li] {
+            RowsView::F32 { w, cols } => crate::kernels::rows_block_dispatch(
+                x,
+                cols,
+                &w[r0 * cols..(r0 + part.len()) * cols],
+                part,
+            ),
+            RowsView::Quant(q) => q.gemv_rows(acts.as_ref().expect("quantized above"), r0, part),
+            RowsView::Sparse(s) => s.gemv_rows(x, r0, part),
+        }
+    });
+    Ok(())
 }

@@ -598,3 +598,76 @@ fn perplexity_protocol_scores_every_token_once() {
     assert!(tessera_lm::perplexity::perplexity(&m, &toks, 16, 0, 0, &mut |_, _| {}).is_err());
     assert!(tessera_lm::perplexity::tokenize_document(&m, "  \n\r\n").is_err());
 }
+
+/// Feeds `prompt`, then `steps` one token at a time, except that the two tokens at `pair` go in one step (the
+/// general path reading a cache the one-token path wrote, and back). Returns every step's last logits.
+fn decode_run(m: &Llama, prompt: &[u32], steps: &[u32], pair: usize) -> (Vec<Tensor>, Cache) {
+    let mut cache = Cache::new(m.config.num_hidden_layers);
+    let mut out = Vec::new();
+    let feed = |toks: &[u32], cache: &mut Cache| {
+        m.forward(
+            Input::Ids(&ids(toks)),
+            Forward {
+                cache: Some(cache),
+                last_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    out.push(feed(prompt, &mut cache));
+    let mut i = 0;
+    while i < steps.len() {
+        let n = if i == pair { 2 } else { 1 };
+        out.push(feed(&steps[i..i + n], &mut cache));
+        i += n;
+    }
+    (out, cache)
+}
+
+/// The one-token decode path (`src/decode.rs`) gives the general path's logits at every step, also when the two
+/// paths take turns on one cache and past the point where its key/value buffers grow, for dense f32, Q8_0 and
+/// compressed sparse weights.
+#[test]
+fn one_token_path_matches_general_path() {
+    let steps: Vec<u32> = (0..80u32).map(|i| (i * 37 + 11) % 250).collect();
+    let check = |mut m: Llama, what: &str| {
+        m.fast_decode = false;
+        let (want, wc) = decode_run(&m, &PROMPT, &steps, 30);
+        m.fast_decode = true;
+        let (got, gc) = decode_run(&m, &PROMPT, &steps, 30);
+        assert_eq!(want.len(), got.len());
+        for (i, (a, b)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(a.dims(), b.dims(), "{what} step {i}");
+            let d = max_abs_diff(a, b);
+            assert!(d < 1e-4, "{what} step {i}: {d}");
+        }
+        assert_eq!(wc.len, gc.len);
+        let (wk, gk) = (wc.layer_kv().unwrap(), gc.layer_kv().unwrap());
+        for ((a, b), (c, d)) in wk.iter().zip(&gk) {
+            assert_eq!(a.dims(), c.dims(), "{what}");
+            assert!(
+                max_abs_diff(a, c) < 1e-4 && max_abs_diff(b, d) < 1e-4,
+                "{what}"
+            );
+        }
+    };
+    check(tiny_model(7).unwrap(), "f32");
+    let mut q = tiny_model(7).unwrap();
+    q.to_inference(WeightDtype::Q8_0).unwrap();
+    check(q, "q8_0");
+    let mut s = tiny_model(7).unwrap();
+    for b in &mut s.blocks {
+        for (_, l) in b.linears_mut() {
+            let (o, i) = l.dims();
+            // Keep 2 of every 4 inputs, the kept pair moving with the row.
+            let keep: Vec<f32> = (0..o * i)
+                .map(|j| f32::from(u8::from((j % 4 + j / i) % 4 < 2)))
+                .collect();
+            l.set_mask(Tensor::from_vec(keep, (o, i), &Device::Cpu).unwrap())
+                .unwrap();
+        }
+    }
+    s.to_inference(WeightDtype::Sparse).unwrap();
+    check(s, "sparse");
+}
