@@ -88,6 +88,11 @@ impl RawKv {
         ))
     }
 
+    /// `(kv heads, head dim)`.
+    pub(crate) fn shape(&self) -> (usize, usize) {
+        (self.heads, self.dim)
+    }
+
     /// Positions held.
     pub(crate) fn len(&self) -> usize {
         self.len

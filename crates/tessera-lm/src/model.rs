@@ -81,7 +81,7 @@ impl Block {
 }
 
 /// Per-layer key/value cache for incremental decoding. Keys and values are `[batch, kv_heads, seq, head_dim]`
-/// tensors on the general path; the one-token path ([`crate::decode`]) keeps a layer's keys and values in growable
+/// tensors on the general path; the one-token path (`src/decode.rs`) keeps a layer's keys and values in growable
 /// buffers instead, and each path converts a layer the other wrote when it first reads it.
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -151,7 +151,15 @@ impl Cache {
         if let Some((k, v)) = self.kv[layer].take() {
             self.raw[layer] = Some(RawKv::from_tensors(&k, &v)?);
         }
-        Ok(self.raw[layer].get_or_insert_with(|| RawKv::empty(heads, dim)))
+        let slot = self.raw[layer].get_or_insert_with(|| RawKv::empty(heads, dim));
+        if slot.shape() != (heads, dim) {
+            return Err(LmError::Invalid(format!(
+                "cache layer {layer} holds {:?} (kv heads, head dim), the model has {:?}",
+                slot.shape(),
+                (heads, dim)
+            )));
+        }
+        Ok(slot)
     }
 }
 
@@ -279,7 +287,7 @@ pub struct Llama {
     /// Inference attention over more keys than this runs in key blocks of this size with an online softmax
     /// (0 = never). Default [`ATTENTION_KEY_BLOCK`].
     pub attention_block: usize,
-    /// Whether single-token decode steps take the slice-based path of [`crate::decode`] when they can (default
+    /// Whether single-token decode steps take the slice-based path of `src/decode.rs` when they can (default
     /// on; off runs every step on the general path, for differential tests).
     pub fast_decode: bool,
     device: Device,
