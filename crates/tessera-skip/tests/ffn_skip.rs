@@ -99,6 +99,9 @@ fn greedy(n: usize) -> SamplingParams {
 fn infinite_threshold_is_bit_identical_to_the_runtime() {
     let mut m = deep_tiny(12, 3);
     no_eos(&mut m);
+    // A hooked step always runs the runtime's general path; the reference runs on it too (the one-token path gives
+    // the same logits up to float rounding, tessera-lm's tests/runtime.rs).
+    m.fast_decode = false;
     let p = prompt(9);
     let plain = generate(&m, &p, &greedy(20), &mut |_| true).unwrap();
     let cfg = FfnSkipConfig {
@@ -336,6 +339,8 @@ fn the_rule_works_on_a_pruned_model() {
         }
     }
     let p = prompt(6);
+    // Same path as the hooked runs (see infinite_threshold_is_bit_identical_to_the_runtime).
+    m.fast_decode = false;
     let plain = generate(&m, &p, &greedy(24), &mut |_| true).unwrap();
     let off = FfnSkipConfig::cosine(f64::INFINITY);
     let mut h = FfnSkipHook::new(&off, 12).unwrap();
